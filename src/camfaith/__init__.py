@@ -1,0 +1,11 @@
+"""camfaith: are faithful class-activation maps also the better ones?
+
+The helper package of the report: model surgery, Grad-CAM and HiResCAM, the propositions as checks,
+the evaluation metrics, the data and the training.
+"""
+
+from camfaith.cams import cams, explainer
+from camfaith.models import build_model
+from camfaith.theory import identity_residuals, table1
+
+__all__ = ["build_model", "cams", "explainer", "identity_residuals", "table1"]
