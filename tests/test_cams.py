@@ -73,7 +73,8 @@ def test_explainer_and_bad_targets():
     model, target = _model("vgg11")
     images = torch.randn(2, 3, 64, 64)
     explain = explainer(model, target, "hirescam")
-    assert torch.equal(explain(images, torch.tensor([1, 2])), cams(model, target, images, torch.tensor([1, 2]))["hirescam"])
+    targets = torch.tensor([1, 2])
+    assert torch.equal(explain(images, targets), cams(model, target, images, targets)["hirescam"])
     with pytest.raises(ValueError, match="gradcam"):
         explainer(model, target, "scorecam")
     with pytest.raises(ValueError, match="targets must lie"):

@@ -5,7 +5,18 @@ the evaluation metrics, the data and the training.
 """
 
 from camfaith.cams import cams, explainer
+from camfaith.metrics import aopc, ha_images, haas, max_sensitivity
 from camfaith.models import build_model
 from camfaith.theory import identity_residuals, table1
 
-__all__ = ["build_model", "cams", "explainer", "identity_residuals", "table1"]
+__all__ = [
+    "aopc",
+    "build_model",
+    "cams",
+    "explainer",
+    "ha_images",
+    "haas",
+    "identity_residuals",
+    "max_sensitivity",
+    "table1",
+]

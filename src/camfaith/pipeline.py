@@ -1,0 +1,107 @@
+"""Run the report's jupytext notebooks with papermill, and publish them into the book.
+
+Used by the Snakefile and the tests; also a command line::
+
+    python -m camfaith.pipeline run notebooks/03_aopc.py out.ipynb -p dataset=synthetic -p arch=resnet18
+    python -m camfaith.pipeline publish results/default/notebooks book/generated
+
+Parameter values on the command line are parsed as YAML scalars (``-p regions=4,8`` stays a string,
+``-p seed=3`` becomes an int). The notebook's first heading may name parameters in braces
+(``# AOPC: {dataset} / {arch}``); they are filled in so that each executed chapter has its own title.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import string
+from pathlib import Path
+
+import yaml
+
+from camfaith.io import atomic_path
+
+
+class _KeepUnknown(dict):
+    def __missing__(self, key):
+        return "{" + key + "}"
+
+
+def _fill_title(notebook, parameters: dict) -> None:
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            source = cell.source
+            fields = {name for _, name, _, _ in string.Formatter().parse(source) if name}
+            if fields and fields <= set(parameters):
+                cell.source = source.format_map(_KeepUnknown(parameters))
+            return
+
+
+def run_notebook(source: str | os.PathLike, output: str | os.PathLike, parameters: dict | None = None,
+                 cwd: str | os.PathLike | None = None, progress: bool = False):
+    """Execute a jupytext notebook with papermill and write the executed ``.ipynb`` atomically.
+
+    A failing notebook raises papermill's ``PapermillExecutionError`` (which names the cell and the
+    error) and leaves no output behind, so a re-run starts it again.
+    """
+    import jupytext
+    import papermill
+
+    parameters = dict(parameters or {})
+    notebook = jupytext.read(source)
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    _fill_title(notebook, parameters)
+    with atomic_path(output) as tmp:
+        executed = tmp.with_suffix(".ipynb")  # papermill wants the extension
+        try:
+            papermill.execute_notebook(
+                notebook, str(executed), parameters=parameters, kernel_name="python3",
+                cwd=str(cwd or Path.cwd()), progress_bar=progress, language="python",
+            )
+            os.replace(executed, tmp)
+        finally:
+            executed.unlink(missing_ok=True)
+    return Path(output)
+
+
+def publish(executed: str | os.PathLike, book_folder: str | os.PathLike) -> Path:
+    """Make ``book_folder`` an exact copy of the folder of executed notebooks (the book's input)."""
+    executed, book_folder = Path(executed), Path(book_folder)
+    if not executed.is_dir():
+        raise FileNotFoundError(f"no executed notebooks in {executed}: run the pipeline first (make results)")
+    staging = book_folder.with_name(book_folder.name + ".staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(executed, staging)
+    shutil.rmtree(book_folder, ignore_errors=True)
+    os.replace(staging, book_folder)
+    return book_folder
+
+
+def _parameter(text: str) -> tuple[str, object]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"parameters are name=value, got {text!r}")
+    return name, yaml.safe_load(value) if value else ""
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m camfaith.pipeline", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="execute one notebook")
+    run.add_argument("source")
+    run.add_argument("output")
+    run.add_argument("-p", "--parameter", type=_parameter, action="append", default=[])
+    run.add_argument("--progress", action="store_true")
+    pub = commands.add_parser("publish", help="copy executed notebooks into the book")
+    pub.add_argument("executed")
+    pub.add_argument("book_folder")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        run_notebook(args.source, args.output, dict(args.parameter), progress=args.progress)
+    else:
+        publish(args.executed, args.book_folder)
+
+
+if __name__ == "__main__":
+    main()

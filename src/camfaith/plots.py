@@ -1,0 +1,141 @@
+"""Figures of the report. Each function takes tidy results and returns a matplotlib Figure."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+
+METHOD_LABELS = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM"}
+METHOD_COLOURS = {"gradcam": "tab:orange", "hirescam": "tab:blue"}
+
+
+def residual_bars(table: pd.DataFrame, tolerance: float = 1e-4):
+    """Largest identity residual per Table 1 setting, Grad-CAM beside HiResCAM, on a log scale."""
+    labels = [f"{s}\n({t})" for s, t in zip(table["structure"], table["target layer"])]
+    if "arch" in table:
+        labels = [f"{a}: {label}" for a, label in zip(table["arch"], labels)]
+    y = np.arange(len(table))
+    fig, ax = plt.subplots(figsize=(8, 0.55 * len(table) + 1.2))
+    for offset, method in ((-0.2, "gradcam"), (0.2, "hirescam")):
+        values = table[f"{method}_residual"].clip(lower=1e-12)
+        ax.barh(y + offset, values, height=0.38, color=METHOD_COLOURS[method], label=METHOD_LABELS[method])
+    ax.axvline(tolerance, color="black", linestyle="--", linewidth=1, label=f"tolerance {tolerance:g}")
+    ax.set_xscale("log")
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("relative residual of  score = sum(map) + bias")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def history_curves(history: pd.DataFrame):
+    """Training and validation loss, and validation balanced accuracy, per epoch."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    left.plot(history["epoch"], history["train_loss"], marker="o", label="train")
+    left.plot(history["epoch"], history["val_loss"], marker="o", label="validation")
+    left.set_xlabel("epoch")
+    left.set_ylabel("weighted cross-entropy")
+    left.legend()
+    column = "val_balanced_accuracy" if "val_balanced_accuracy" in history else history.columns[-1]
+    right.plot(history["epoch"], history[column], marker="o", color="tab:green")
+    right.set_xlabel("epoch")
+    right.set_ylabel(column.replace("_", " "))
+    fig.tight_layout()
+    return fig
+
+
+def morf_curves(curves: dict[str, torch.Tensor], regions: int):
+    """Mean MoRF perturbation curves per method with a band of one standard error (seed Fig. 14)."""
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for method, values in curves.items():
+        values = values.double().cpu()
+        mean = values.mean(0)
+        error = values.std(0) / max(1, values.shape[0]) ** 0.5
+        steps = np.arange(values.shape[1])
+        ax.plot(steps, mean, color=METHOD_COLOURS[method], label=METHOD_LABELS[method])
+        ax.fill_between(steps, mean - error, mean + error, color=METHOD_COLOURS[method], alpha=0.2)
+    ax.set_xlabel(f"cells removed (of {regions}x{regions})")
+    ax.set_ylabel("probability of the predicted class")
+    ax.set_title(f"MoRF curves, {regions}x{regions} heatmap")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def metric_by_setting(frame: pd.DataFrame, setting: str, value: str, ylabel: str, logx: bool = False):
+    """Mean (with a 95% bootstrap interval if present) of a per-image metric per setting and method."""
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for method, group in frame.groupby("method"):
+        group = group.sort_values(setting)
+        ax.plot(group[setting], group[value], marker="o", color=METHOD_COLOURS[method], label=METHOD_LABELS[method])
+        if {"low", "high"} <= set(group):
+            ax.fill_between(group[setting], group["low"], group["high"], color=METHOD_COLOURS[method], alpha=0.2)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(setting.replace("_", " "))
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def _show(ax, image: torch.Tensor):
+    image = image.detach().cpu().float()
+    ax.imshow(((image.permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy())
+    ax.axis("off")
+
+
+def map_gallery(images: torch.Tensor, maps: dict[str, torch.Tensor], titles: list[str] | None = None):
+    """Images with their Grad-CAM and HiResCAM maps overlaid, one row per image (seed Fig. 19)."""
+    rows = images.shape[0]
+    fig, axes = plt.subplots(rows, 1 + len(maps), figsize=(2.2 * (1 + len(maps)), 2.2 * rows), squeeze=False)
+    for row in range(rows):
+        _show(axes[row, 0], images[row])
+        if titles:
+            axes[row, 0].set_title(titles[row], fontsize=8)
+        for column, (method, values) in enumerate(maps.items(), start=1):
+            _show(axes[row, column], images[row])
+            axes[row, column].imshow(values[row].detach().cpu().numpy(), cmap="jet", alpha=0.45, vmin=0, vmax=1)
+            if row == 0:
+                axes[row, column].set_title(METHOD_LABELS.get(method, method), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def image_rows(rows: dict[str, torch.Tensor], titles: list[str] | None = None):
+    """A grid of images, one row per named batch (e.g. originals and HA images, seed Fig. 20)."""
+    names = list(rows)
+    columns = rows[names[0]].shape[0]
+    fig, axes = plt.subplots(len(names), columns, figsize=(2 * columns, 2.1 * len(names)), squeeze=False)
+    for r, name in enumerate(names):
+        for c in range(columns):
+            _show(axes[r, c], rows[name][c])
+            if c == 0:
+                axes[r, c].set_title(name, fontsize=8, loc="left")
+            elif r == 0 and titles:
+                axes[r, c].set_title(titles[c], fontsize=8)
+    if titles:
+        axes[0, 0].set_title(f"{names[0]}  {titles[0]}", fontsize=8, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_scatter(frame: pd.DataFrame, metric: str, ylabel: str):
+    """Balanced accuracy against a HiResCAM metric, one point per model (seed Figs. 16-18)."""
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for source, marker in (("ours", "o"), ("thesis", "s")):
+        part = frame[frame["source"] == source]
+        if part.empty:
+            continue
+        ax.scatter(part["balanced_accuracy"], part[metric], marker=marker, label=source,
+                   facecolors="none" if source == "thesis" else None, edgecolors="tab:blue", color="tab:blue")
+        for _, row in part.iterrows():
+            ax.annotate(f"{row['dataset']}/{row['arch']}", (row["balanced_accuracy"], row[metric]), fontsize=6)
+    ax.set_xlabel("balanced accuracy")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
