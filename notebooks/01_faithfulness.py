@@ -61,7 +61,7 @@ glue("faith_table1", shown.style.format({"gradcam_residual": "{:.1e}", "hirescam
 
 # %%
 fig = residual_bars(measured, tolerance)
-glue("faith_residuals_fig", fig, display=False)
+glue("faith_residuals_fig", fig)
 plt.close(fig)
 
 
@@ -81,11 +81,11 @@ def per_image(arch, head):
 residuals = pd.concat([per_image(arch, head) for arch in arch_list for head in ("gap", "flatten")])
 gap, flatten = residuals[residuals["head"] == "gap"], residuals[residuals["head"] == "flatten"]
 glue("faith_arch", ", ".join(arch_list))
-glue("faith_n_images", n_images)
-glue("faith_prop1_residual", gap["cam_residual"].max())
-glue("faith_prop2_residual", gap["gradcam_vs_cam"].max())
-glue("faith_prop3_residual", gap["hirescam_vs_cam"].max())
-glue("faith_prop4_hirescam_residual", flatten["hirescam_residual"].max())
-glue("faith_prop4_gradcam_residual", flatten["gradcam_residual"].min())
+glue("faith_n_images", int(n_images))
+glue("faith_prop1_residual", float(gap["cam_residual"].max()))
+glue("faith_prop2_residual", float(gap["gradcam_vs_cam"].max()))
+glue("faith_prop3_residual", float(gap["hirescam_vs_cam"].max()))
+glue("faith_prop4_hirescam_residual", float(flatten["hirescam_residual"].max()))
+glue("faith_prop4_gradcam_residual", float(flatten["gradcam_residual"].min()))
 residuals[["arch", "head", "score", "bias", "cam_sum", "gradcam_sum", "hirescam_sum",
            "cam_residual", "gradcam_residual", "hirescam_residual"]].round(6)

@@ -7,9 +7,9 @@ set and plotting live elsewhere.
 
 Score directions, also stored as the function attribute ``higher_is_better``:
 
-- :func:`aopc` (Samek et al. 2016, seed eq. 6-7): higher is better.
+- :func:`aopc` (Samek et al. 2017, seed eq. 6-7): higher is better.
 - :func:`max_sensitivity` (Yeh et al. 2019, seed eq. 8): lower is better.
-- :func:`haas` (Tursun et al. 2022, seed eq. 9-10): higher is better; above 1 the attribution
+- :func:`haas` (Lee et al. 2022, seed eq. 9-10): higher is better; above 1 the attribution
   helps the model.
 
 Randomness (the noise of AOPC and of Max-Sensitivity) comes from an explicit ``torch.Generator``.
@@ -326,7 +326,7 @@ def aopc(
     chunk_size: int = 64,
     targets: torch.Tensor | None = None,
 ) -> AOPCResult:
-    """Area Over the MoRF Perturbation Curve (Samek et al. 2016; seed section 2.2.1, eq. 6-7).
+    """Area Over the MoRF Perturbation Curve (Samek et al. 2017; seed section 2.2.1, eq. 6-7).
 
     The map is resized bilinearly to the image size (if needed) and averaged over a
     ``regions x regions`` grid of cells (:func:`pool_regions`). Cells are removed most relevant
@@ -570,7 +570,7 @@ def ha_attribution(maps: torch.Tensor, size: tuple[int, int], scaling: str = "un
       emphasise pixels, never de-emphasise them.
     - ``"centered"``: ``2a - 1`` for a CAM in [0, 1], so the least relevant pixels get -1.
     - ``"signed"``: a raw signed map divided by its largest absolute value (an all-zero map stays 0),
-      as in Tursun et al. 2022.
+      as in Lee et al. 2022.
 
     Returns
     -------
@@ -670,7 +670,7 @@ def haas(
     chunk_size: int = 64,
     return_images: bool = False,
 ) -> HAASResult:
-    """Heatmap Assisted Accuracy Score (Tursun et al. 2022; seed section 2.2.3, eq. 9-10).
+    """Heatmap Assisted Accuracy Score (Lee et al. 2022; seed section 2.2.3, eq. 9-10).
 
     The maps become attributions in [-1, 1] (:func:`ha_attribution`), the images become HA images
     (:func:`ha_images`), and the model classifies both. The score is the accuracy on HA images over
