@@ -39,6 +39,7 @@ scheduler_step = 0  # StepLR period in epochs; 0 for none
 scheduler_gamma = 0.5
 patience = 3  # 0 for no early stopping
 trainable_layers = "all"  # as in Table 3 (layer3,layer4 or features.19-34), none, or all
+progress = True  # progress bars; the pipeline turns them off for the book
 normal_classes = ""  # comma-separated classes not monitored for early stopping, Normal for Covid-19
 
 # %%
@@ -78,7 +79,7 @@ config = TrainConfig(
     patience=patience or None, trainable_layers=trainable_layers,
     normal_classes=tuple(c.strip() for c in normal_classes.split(",") if c.strip()), seed=seed,
 )
-result = train(model, splits, config, run_dir, device=device)
+result = train(model, splits, config, run_dir, device=device, progress=bool(progress))
 fig = history_curves(result.history)
 glue("train_history_fig", fig, display=False)
 plt.close(fig)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from camfaith.stats import bootstrap_mean_interval, compare_methods, paired_comparison
+from camfaith.stats import bootstrap_mean_interval, compare_methods, haas_comparison, paired_comparison
 
 
 def test_bootstrap_interval_of_a_constant_is_the_constant():
@@ -42,3 +42,15 @@ def test_compare_methods_pairs_by_image():
     assert result.loc[0, "n"] == 3
     with pytest.raises(ValueError, match="same shape"):
         paired_comparison([1, 2], [1, 2, 3], True)
+
+
+def test_haas_comparison_counts_and_direction():
+    labels = np.zeros(40, dtype=int)
+    predictions = np.r_[np.zeros(20, dtype=int), np.ones(20, dtype=int)]  # accuracy 1/2
+    first = predictions.copy()  # HA does not change anything: HAAS 1
+    second = np.zeros(40, dtype=int)  # HA fixes every error: HAAS 2
+    result = haas_comparison(labels, first, second, predictions)
+    assert result["mean_first"] == pytest.approx(1.0) and result["mean_second"] == pytest.approx(2.0)
+    assert result["better"] == "second" and result["p_value"] < 1e-4
+    with pytest.raises(ValueError, match="none of these images"):
+        haas_comparison(labels, first, second, np.ones(40, dtype=int))

@@ -77,3 +77,39 @@ def compare_methods(frame: pd.DataFrame, value: str, by: list[str], higher_is_be
         key = key if isinstance(key, tuple) else (key,)
         rows.append(dict(zip(by, key)) | result)
     return pd.DataFrame(rows)
+
+
+def haas_comparison(labels, ha_first, ha_second, predictions, confidence: float = 0.95,
+                    n_resamples: int = 2000, seed: int = 0) -> dict:
+    """Paired comparison of the HAAS of two methods on the same images (seed eq. 10).
+
+    HAAS is a ratio of accuracies over a whole set, so its interval comes from resampling images
+    (the same resample for both methods). The paired test is McNemar's exact test on the images whose
+    HA prediction is right for one method and wrong for the other.
+    """
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    first_right, second_right = np.asarray(ha_first) == labels, np.asarray(ha_second) == labels
+    right = predictions == labels
+    if not right.any():
+        raise ValueError("HAAS is undefined: the model gets none of these images right")
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, labels.size, size=(n_resamples, labels.size))
+    accuracy = right[draws].mean(axis=1)
+    valid = accuracy > 0
+    difference = (second_right[draws].mean(axis=1) - first_right[draws].mean(axis=1))[valid] / accuracy[valid]
+    tail = (1 - confidence) / 2
+    only_first, only_second = int((first_right & ~second_right).sum()), int((second_right & ~first_right).sum())
+    p_value = float("nan")
+    if only_first + only_second:
+        p_value = float(stats.binomtest(only_second, only_first + only_second).pvalue)
+    low, high = float(np.quantile(difference, tail)), float(np.quantile(difference, 1 - tail))
+    return {
+        "n": int(labels.size),
+        "mean_first": float(first_right.mean() / right.mean()),
+        "mean_second": float(second_right.mean() / right.mean()),
+        "mean_difference": float((second_right.mean() - first_right.mean()) / right.mean()),
+        "low": low,
+        "high": high,
+        "p_value": p_value,
+        "better": "second" if low > 0 else "first" if high < 0 else "neither",
+    }

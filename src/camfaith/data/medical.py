@@ -1,0 +1,406 @@
+"""The four medical datasets of the seed (section 4.1), read from their official folder layouts.
+
+Splits follow seed Table 2: CRC 80/20 of NCT-CRC-HE-100K for train/val with CRC-VAL-HE-7K as test;
+COVID-19 Radiography 80/10/10 stratified; HAM10000 60/20/20 stratified and grouped by lesion;
+BreakHis benign/malignant grouped by slide (benign 58/20/22, malignant 63/18/19). Every loader
+returns a :class:`~camfaith.data.base.DatasetSplits` whose images load lazily from disk, and takes
+the same keyword arguments:
+
+``root``
+    The data root (``<root>/<dataset folder>/...``) or the dataset folder itself; default
+    ``$CAMFAITH_DATA`` or ``./data``.
+``input_size``, ``augment``, ``rotation_degrees``
+    Preprocessing of seed section 4.2 (:func:`camfaith.data.transforms.image_transform`);
+    augmentation applies to the training split only.
+``seed``
+    Seed of the split.
+``allow_small``
+    Accept splits that miss a class (tiny samples for smoke tests); without it such a split raises.
+``skip_corrupt``
+    Drop unreadable images instead of raising (default: ``$CAMFAITH_SKIP_CORRUPT``); each split's
+    ``skipped_ids`` lists them and a warning gives the count.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+
+from camfaith.data.base import DatasetSplits
+from camfaith.data.download import instructions
+from camfaith.data.samples import check_coverage, dataset_folder, file_splits
+from camfaith.data.splits import SPLITS, grouped_stratified_assignment, stratified_assignment
+from camfaith.data.transforms import DEFAULT_ROTATION_DEGREES
+
+CRC_CLASSES = ("ADI", "BACK", "DEB", "LYM", "MUC", "MUS", "NORM", "STR", "TUM")
+COVID19_CLASSES = ("COVID", "Lung_Opacity", "Normal", "Viral Pneumonia")
+HAM10000_CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+BREAKHIS_CLASSES = ("benign", "malignant")
+BREAKHIS_MAGNIFICATIONS = ("40X", "100X", "200X", "400X")
+
+CRC_VAL_FRACTION = 0.2
+COVID19_FRACTIONS = (0.8, 0.1, 0.1)
+HAM10000_FRACTIONS = (0.6, 0.2, 0.2)
+BREAKHIS_FRACTIONS = MappingProxyType({0: (0.58, 0.20, 0.22), 1: (0.63, 0.18, 0.19)})  # read-only
+
+HAM10000_IMAGE_FOLDERS = (
+    "HAM10000_images_part_1",
+    "HAM10000_images_part_2",
+    "ham10000_images_part_1",  # the Kaggle mirror ships lower-case duplicates of both parts
+    "ham10000_images_part_2",
+    "HAM10000_images",
+    "images",
+)
+HAM10000_COLUMNS = ("lesion_id", "image_id", "dx")
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg")
+BREAKHIS_SLIDE = re.compile(r"^SOB_(?P<kind>[BM])_(?P<tumour>[A-Z]+)_(?P<slide>.+)$")
+
+
+def _image_files(folder: Path, suffixes: Iterable[str]) -> list[Path]:
+    """Files in ``folder`` (not recursive) whose suffix is in ``suffixes``, sorted by name."""
+    suffixes = {suffix.lower() for suffix in suffixes}
+    with os.scandir(folder) as entries:
+        files = [Path(entry.path) for entry in entries
+                 if entry.is_file() and Path(entry.name).suffix.lower() in suffixes]
+    return sorted(files)
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.iterdir() if path.is_dir() and not path.name.startswith("."))
+
+
+def _relative_id(path: Path, folder: Path) -> str:
+    return path.relative_to(folder).as_posix()
+
+
+def _class_folder_samples(
+    folder: Path, top: str, classes: Sequence[str], suffixes: Iterable[str], dataset: str, advice: str
+) -> pd.DataFrame:
+    """Samples of ``folder/top/<class>/*``: columns id, label, path."""
+    base = folder / top
+    missing = [name for name in classes if not (base / name).is_dir()]
+    if missing:
+        raise FileNotFoundError(
+            f"{dataset}: {base} lacks the class folders {', '.join(missing)}; expected "
+            f"{top}/<class>/ for every class in {', '.join(classes)}. {advice}"
+        )
+    rows = [
+        (_relative_id(path, folder), label, str(path))
+        for label, name in enumerate(classes)
+        for path in _image_files(base / name, suffixes)
+    ]
+    return pd.DataFrame(rows, columns=["id", "label", "path"])
+
+
+def crc(
+    root: str | os.PathLike | None = None,
+    input_size: int = 224,
+    seed: int = 0,
+    augment: bool = True,
+    *,
+    val_fraction: float = CRC_VAL_FRACTION,
+    train_folder: str = "NCT-CRC-HE-100K",
+    allow_small: bool = False,
+    skip_corrupt: bool | None = None,
+    rotation_degrees: float = DEFAULT_ROTATION_DEGREES,
+) -> DatasetSplits:
+    """CRC histology tiles (Kather, Halama and Marx 2018; seed section 4.1, reference [61]).
+
+    Layout: ``<crc>/NCT-CRC-HE-100K/<CLASS>/*.tif`` (train and val, stratified ``1 - val_fraction``
+    / ``val_fraction``, seed Table 2) and ``<crc>/CRC-VAL-HE-7K/<CLASS>/*.tif`` (test), with the 9
+    classes ADI BACK DEB LYM MUC MUS NORM STR TUM. Ids are paths relative to the dataset folder.
+
+    Parameters
+    ----------
+    val_fraction
+        Share of NCT-CRC-HE-100K held out for validation (0.2 in the seed).
+    train_folder
+        ``"NCT-CRC-HE-100K"`` (Macenko-normalised, as in the seed) or ``"NCT-CRC-HE-100K-NONORM"``.
+    allow_small
+        Also accept a missing CRC-VAL-HE-7K folder (empty test split) and splits that miss a class,
+        e.g. for the one-tile-per-class smoke sample.
+
+    Other parameters are described in the module docstring.
+    """
+    advice = instructions("crc", root)
+    layout = f"{train_folder}/<CLASS>/*.tif and CRC-VAL-HE-7K/<CLASS>/*.tif"
+    folder = dataset_folder(root, "crc", train_folder, "crc", layout, advice)
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction}")
+    development = _class_folder_samples(folder, train_folder, CRC_CLASSES, TIFF_SUFFIXES, "crc", advice)
+    development = development.sort_values("id", kind="stable").reset_index(drop=True)
+    assignment = stratified_assignment(development["label"], (1 - val_fraction, val_fraction), seed)
+    development["split"] = np.asarray(["train", "val"])[assignment]
+
+    if (folder / "CRC-VAL-HE-7K").is_dir():
+        test = _class_folder_samples(folder, "CRC-VAL-HE-7K", CRC_CLASSES, TIFF_SUFFIXES, "crc", advice)
+    elif allow_small:
+        test = pd.DataFrame(columns=["id", "label", "path"])
+    else:
+        raise FileNotFoundError(
+            f"crc: the test set {folder / 'CRC-VAL-HE-7K'} is missing (seed Table 2 tests on "
+            f"CRC-VAL-HE-7K). Get it with camfaith.data.download.download_crc(root, train=False), or pass "
+            f"allow_small=True to load without a test split (smoke tests only)."
+        )
+    test["split"] = "test"
+    samples = pd.concat([frame for frame in (development, test) if len(frame)] or [development],
+                        ignore_index=True)
+    samples["label"] = samples["label"].astype(np.int64)
+    check_coverage(samples, CRC_CLASSES, "crc", allow_small, advice)
+    return file_splits(samples, CRC_CLASSES, input_size, augment, "crc", skip_corrupt, rotation_degrees)
+
+
+def covid19(
+    root: str | os.PathLike | None = None,
+    input_size: int = 224,
+    seed: int = 0,
+    augment: bool = True,
+    *,
+    classes: Sequence[str] | None = None,
+    fractions: Sequence[float] = COVID19_FRACTIONS,
+    allow_small: bool = False,
+    skip_corrupt: bool | None = None,
+    rotation_degrees: float = DEFAULT_ROTATION_DEGREES,
+) -> DatasetSplits:
+    """COVID-19 Radiography Database (Chowdhury et al. 2020; Rahman et al. 2021; seed reference [62]).
+
+    Layout: ``<covid19_radiography>/COVID-19_Radiography_Dataset/<class>/images/*.png``; the
+    ``masks/`` folders and metadata sheets are ignored. Split 80/10/10 stratified (seed Table 2).
+    Grayscale X-rays become three identical channels. Ids are paths relative to the dataset folder.
+
+    Parameters
+    ----------
+    classes
+        Classes to use, a subset of COVID, Lung_Opacity, Normal, Viral Pneumonia; default every one
+        whose ``images/`` folder exists (at least two). Labels follow that fixed order.
+    fractions
+        Train, val and test shares.
+
+    Other parameters are described in the module docstring.
+    """
+    advice = instructions("covid19", root)
+    layout = "COVID-19_Radiography_Dataset/{COVID,Lung_Opacity,Normal,Viral Pneumonia}/images/*.png"
+    folder = dataset_folder(root, "covid19_radiography", "COVID-19_Radiography_Dataset", "covid19",
+                            layout, advice)
+    base = folder / "COVID-19_Radiography_Dataset"
+    present = [name for name in COVID19_CLASSES if (base / name / "images").is_dir()]
+    if classes is None:
+        chosen = present
+    else:
+        unknown = [name for name in classes if name not in COVID19_CLASSES]
+        if unknown:
+            raise ValueError(f"covid19: {unknown} are not classes of the database ({', '.join(COVID19_CLASSES)})")
+        absent = [name for name in classes if name not in present]
+        if absent:
+            raise ValueError(f"covid19: classes {absent} have no <class>/images/ folder under {base}")
+        chosen = [name for name in COVID19_CLASSES if name in classes]
+    if len(chosen) < 2:
+        raise FileNotFoundError(
+            f"covid19: found {len(chosen)} class folder(s) with images/ under {base}, need at least two. "
+            f"Expected {layout}. {advice}"
+        )
+    rows = [
+        (_relative_id(path, folder), label, str(path))
+        for label, name in enumerate(chosen)
+        for path in _image_files(base / name / "images", PHOTO_SUFFIXES)
+    ]
+    samples = pd.DataFrame(rows, columns=["id", "label", "path"]).sort_values("id", kind="stable")
+    samples = samples.reset_index(drop=True)
+    samples["split"] = np.asarray(SPLITS)[stratified_assignment(samples["label"], fractions, seed)]
+    check_coverage(samples, chosen, "covid19", allow_small, advice)
+    return file_splits(samples, chosen, input_size, augment, "covid19", skip_corrupt, rotation_degrees)
+
+
+def _ham10000_images(folder: Path, image_folders: Sequence[str]) -> tuple[dict[str, Path], list[Path]]:
+    """Map image_id (file stem) to file over the image folders that exist; the first folder wins."""
+    found: dict[str, Path] = {}
+    searched = [folder / name for name in image_folders if (folder / name).is_dir()]
+    for image_folder in searched:
+        for path in _image_files(image_folder, PHOTO_SUFFIXES):
+            found.setdefault(path.stem, path)
+    return found, searched
+
+
+def ham10000(
+    root: str | os.PathLike | None = None,
+    input_size: int = 224,
+    seed: int = 0,
+    augment: bool = True,
+    *,
+    fractions: Sequence[float] = HAM10000_FRACTIONS,
+    image_folders: Sequence[str] = HAM10000_IMAGE_FOLDERS,
+    allow_missing: bool = False,
+    allow_small: bool = False,
+    skip_corrupt: bool | None = None,
+    rotation_degrees: float = DEFAULT_ROTATION_DEGREES,
+) -> DatasetSplits:
+    """HAM10000 dermatoscopy (Tschandl, Rosendahl and Kittler, Sci. Data 5:180161, 2018; reference [63]).
+
+    Layout: ``<ham10000>/HAM10000_metadata.csv`` plus the images ``<image_id>.jpg`` in one or more of
+    ``image_folders`` (``HAM10000_images_part_1``, ``HAM10000_images_part_2``, ``images``, ...; an
+    image found in two folders is taken from the first). Labels are the metadata column ``dx`` in
+    the fixed order akiec, bcc, bkl, df, mel, nv, vasc. The 60/20/20 split is stratified by class and
+    grouped by ``lesion_id``, so the rescaled copies of one lesion never straddle two splits (seed
+    section 4.2 and Table 2). Ids are the metadata ``image_id``; image files without a metadata row
+    are ignored.
+
+    Parameters
+    ----------
+    fractions
+        Train, val and test shares.
+    image_folders
+        Sub-folders of the dataset folder searched for images.
+    allow_missing
+        Drop metadata rows whose image file is absent (a warning gives their count) instead of
+        raising :class:`FileNotFoundError`.
+
+    Other parameters are described in the module docstring.
+    """
+    advice = instructions("ham10000", root)
+    layout = "HAM10000_metadata.csv and HAM10000_images_part_1/ISIC_*.jpg, HAM10000_images_part_2/ISIC_*.jpg"
+    folder = dataset_folder(root, "ham10000", "HAM10000_metadata.csv", "ham10000", layout, advice)
+    metadata_path = folder / "HAM10000_metadata.csv"
+    metadata = pd.read_csv(metadata_path, dtype=str)
+    absent_columns = [column for column in HAM10000_COLUMNS if column not in metadata.columns]
+    if absent_columns:
+        raise ValueError(
+            f"ham10000: {metadata_path} lacks the columns {absent_columns} (it has {list(metadata.columns)}); "
+            f"the official HAM10000_metadata.csv has lesion_id, image_id, dx, dx_type, age, sex, localization."
+        )
+    metadata = metadata.loc[:, list(HAM10000_COLUMNS)]
+    if metadata.isna().any().any():
+        raise ValueError(f"ham10000: {metadata_path} has empty lesion_id, image_id or dx cells")
+    duplicated = metadata["image_id"][metadata["image_id"].duplicated()].unique()
+    if len(duplicated):
+        raise ValueError(f"ham10000: {metadata_path} lists image_id {duplicated[0]} more than once")
+    unknown = sorted(set(metadata["dx"]) - set(HAM10000_CLASSES))
+    if unknown:
+        raise ValueError(f"ham10000: unknown dx values {unknown}; expected {', '.join(HAM10000_CLASSES)}")
+
+    files, searched = _ham10000_images(folder, image_folders)
+    if not searched:
+        raise FileNotFoundError(
+            f"ham10000: none of the image folders {', '.join(image_folders)} exists in {folder}. "
+            f"Expected {layout}. {advice}"
+        )
+    has_image = metadata["image_id"].isin(files.keys())
+    if not has_image.all():
+        missing = metadata.loc[~has_image, "image_id"].tolist()
+        message = (
+            f"ham10000: {len(missing)} of {len(metadata)} metadata rows have no image file in "
+            f"{', '.join(str(path) for path in searched)} (e.g. {', '.join(missing[:3])})"
+        )
+        if not allow_missing:
+            raise FileNotFoundError(
+                f"{message}. Unpack both HAM10000_images_part_1.zip and HAM10000_images_part_2.zip, or "
+                f"pass allow_missing=True to drop these rows."
+            )
+        warnings.warn(f"{message}; these rows are dropped (allow_missing=True).", stacklevel=2)
+        metadata = metadata[has_image]
+
+    samples = metadata.sort_values("image_id", kind="stable").reset_index(drop=True)
+    samples = pd.DataFrame({
+        "id": samples["image_id"],
+        "label": samples["dx"].map({name: label for label, name in enumerate(HAM10000_CLASSES)}).astype(np.int64),
+        "group": samples["lesion_id"],
+        "path": [str(files[image_id]) for image_id in samples["image_id"]],
+    })
+    assignment = grouped_stratified_assignment(samples["label"], samples["group"], fractions, seed)
+    samples["split"] = np.asarray(SPLITS)[assignment]
+    check_coverage(samples, HAM10000_CLASSES, "ham10000", allow_small, advice)
+    return file_splits(samples, HAM10000_CLASSES, input_size, augment, "ham10000", skip_corrupt,
+                       rotation_degrees)
+
+
+def breakhis_slide(folder_name: str) -> tuple[str, str]:
+    """Parse a BreakHis slide folder name ``SOB_<B|M>_<tumour type>_<slide id>``.
+
+    Returns
+    -------
+    tuple of str
+        ``("benign" | "malignant", slide id)``, e.g. ``("benign", "14-22549AB")``.
+    """
+    match = BREAKHIS_SLIDE.match(folder_name)
+    if match is None:
+        raise ValueError(
+            f"breakhis: slide folder {folder_name!r} does not follow the BreakHis naming "
+            f"SOB_<B|M>_<tumour type>_<slide id> (e.g. SOB_B_A_14-22549AB)"
+        )
+    return ("benign" if match["kind"] == "B" else "malignant"), match["slide"]
+
+
+def breakhis(
+    root: str | os.PathLike | None = None,
+    input_size: int = 224,
+    seed: int = 0,
+    augment: bool = True,
+    *,
+    magnifications: Sequence[str] = BREAKHIS_MAGNIFICATIONS,
+    fractions: Sequence[float] | Mapping[int, Sequence[float]] = BREAKHIS_FRACTIONS,
+    allow_small: bool = False,
+    skip_corrupt: bool | None = None,
+    rotation_degrees: float = DEFAULT_ROTATION_DEGREES,
+) -> DatasetSplits:
+    """BreakHis breast histology as benign versus malignant (Spanhol et al. 2016; reference [64]).
+
+    Layout: ``<breakhis>/BreaKHis_v1/histology_slides/breast/{benign,malignant}/SOB/<tumour type>/
+    <slide>/<magnification>/*.png``. The split is grouped by slide id (the part after the tumour type
+    in the slide folder name), across magnifications and tumour types, so no slide's images are in two
+    splits (seed Table 2, "tissue image independent sets"); per-class targets are benign 58/20/22 and
+    malignant 63/18/19. The seed allocated slides by hand; here they are allocated by
+    :func:`~camfaith.data.splits.grouped_stratified_assignment` with ``seed``. Ids are paths relative
+    to the dataset folder.
+
+    Parameters
+    ----------
+    magnifications
+        Magnification folders to read (40X, 100X, 200X, 400X).
+    fractions
+        Train, val and test shares, for both classes or per label ``{0: benign, 1: malignant}``.
+
+    Other parameters are described in the module docstring.
+    """
+    advice = instructions("breakhis", root)
+    layout = ("BreaKHis_v1/histology_slides/breast/{benign,malignant}/SOB/<tumour type>/<slide>/"
+              "<40X|100X|200X|400X>/*.png")
+    folder = dataset_folder(root, "breakhis", "BreaKHis_v1", "breakhis", layout, advice)
+    unknown = [name for name in magnifications if name not in BREAKHIS_MAGNIFICATIONS]
+    if unknown:
+        raise ValueError(f"breakhis: unknown magnifications {unknown}; choose from {BREAKHIS_MAGNIFICATIONS}")
+    breast = folder / "BreaKHis_v1" / "histology_slides" / "breast"
+    rows = []
+    for label, name in enumerate(BREAKHIS_CLASSES):
+        tumour_root = breast / name / "SOB"
+        if not tumour_root.is_dir():
+            raise FileNotFoundError(f"breakhis: {tumour_root} is missing. Expected {layout}. {advice}")
+        for tumour in _subfolders(tumour_root):
+            for slide in _subfolders(tumour):
+                kind, slide_id = breakhis_slide(slide.name)
+                if kind != name:
+                    raise ValueError(f"breakhis: slide folder {slide} is named {kind} but lies under {name}/")
+                for magnification in _subfolders(slide):
+                    if magnification.name not in BREAKHIS_MAGNIFICATIONS:
+                        raise ValueError(
+                            f"breakhis: unexpected folder {magnification}; slide folders hold only "
+                            f"{', '.join(BREAKHIS_MAGNIFICATIONS)}"
+                        )
+                    if magnification.name not in magnifications:
+                        continue
+                    rows += [(_relative_id(path, folder), label, slide_id, str(path))
+                             for path in _image_files(magnification, (".png",))]
+    samples = pd.DataFrame(rows, columns=["id", "label", "group", "path"])
+    samples = samples.sort_values("id", kind="stable").reset_index(drop=True)
+    assignment = grouped_stratified_assignment(samples["label"], samples["group"], fractions, seed)
+    samples["split"] = np.asarray(SPLITS)[assignment]
+    check_coverage(samples, BREAKHIS_CLASSES, "breakhis", allow_small, advice)
+    return file_splits(samples, BREAKHIS_CLASSES, input_size, augment, "breakhis", skip_corrupt,
+                       rotation_degrees)
