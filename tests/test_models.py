@@ -71,3 +71,13 @@ def test_every_listed_architecture_builds():
     for arch in ARCHITECTURES:
         model, _ = build_model(arch, 2, head="gap", input_size=32)
         assert model.arch == arch
+
+
+def test_stages_cut_the_network_and_target_the_last_kept_stage():
+    model, target = build_model("resnet18", 3, input_size=32, small_input=True, stages=3)
+    assert target is model.features.layer3 and not hasattr(model.features, "layer4")
+    assert model.feature_shape == (256, 8, 8)
+    model, target = build_model("vgg11", 3, input_size=32, small_input=True, stages=3, variant="thesis")
+    assert isinstance(target, nn.Conv2d) and model.feature_shape[0] == 256
+    with pytest.raises(ValueError, match="stages 1 to 4"):
+        build_model("resnet18", 3, stages=5)

@@ -51,9 +51,13 @@ class CamNet(nn.Module):
         return self.head(self.features(x))
 
 
-def _resnet_features(net: tv.ResNet) -> nn.Sequential:
-    names = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+def _resnet_features(net: tv.ResNet, stages: int) -> nn.Sequential:
+    names = ("conv1", "bn1", "relu", "maxpool") + tuple(f"layer{i}" for i in range(1, stages + 1))
     return nn.Sequential(OrderedDict((name, getattr(net, name)) for name in names))
+
+
+def _last_stage(features: nn.Sequential) -> nn.Sequential:
+    return [module for name, module in features.named_children() if name.startswith("layer")][-1]
 
 
 def _vgg_features(arch: str, weights: str | None) -> nn.Sequential:
@@ -81,7 +85,7 @@ def _strip_last_resnet_block(features: nn.Sequential) -> nn.Module:
     ``relu(bn(conv(...)) + identity)`` but ``conv(...)`` alone. The earlier blocks keep theirs.
     Returns the new target layer (the last convolution).
     """
-    blocks = features.layer4
+    blocks = _last_stage(features)
     last = blocks[-1]
     if isinstance(last, tv.resnet.BasicBlock):
         layers = [("conv1", last.conv1), ("bn1", last.bn1), ("relu", nn.ReLU(inplace=False)),
@@ -109,8 +113,8 @@ def _resnet_downsampling_steps(features: nn.Sequential):
                 block.downsample[0].stride = (1, 1)
         return apply
 
-    return [("maxpool", drop_maxpool), ("layer4 stride", unstride("layer4")),
-            ("layer3 stride", unstride("layer3")), ("layer2 stride", unstride("layer2"))]
+    kept = [name for name, _ in features.named_children() if name.startswith("layer") and name != "layer1"]
+    return [("maxpool", drop_maxpool)] + [(f"{name} stride", unstride(name)) for name in reversed(kept)]
 
 
 def _vgg_downsampling_steps(features: nn.Sequential):
@@ -149,6 +153,7 @@ def build_model(
     input_size: int = 224,
     variant: str = "intact",
     small_input: bool = False,
+    stages: int | None = None,
     hidden_features: int = 256,
 ) -> tuple[CamNet, nn.Module]:
     """Build a ResNet or VGG in *Conv -> head -> class scores* form, with its CAM target layer.
@@ -173,6 +178,10 @@ def build_model(
     small_input : remove downsampling steps (ResNet stem max-pool, then block strides; VGG max-pools
         from the last) until the target map is at least 7x7 for ``input_size``, the way the seed cut
         VGG19 for CIFAR-10 and STL-10 (section 4.5). Weight shapes are unchanged.
+    stages : keep only the first ``stages`` convolutional stages (ResNet ``layer1`` .. ``layerN``, 1-4;
+        VGG blocks up to the N-th max-pool, 1-5); ``None`` keeps all. The seed cut VGG19 this way so
+        that small CIFAR-10 and STL-10 images do not collapse (section 4.5); on a CPU it also makes
+        small, fast networks. The target is the output of the last kept stage.
     hidden_features : width of the hidden layer of the dense heads.
 
     Returns
@@ -192,13 +201,19 @@ def build_model(
         raise ValueError(f"input_size must be an integer of at least 8 pixels, got {input_size!r}")
 
     if arch in RESNETS:
-        features = _resnet_features(getattr(tv, arch)(weights=weights))
-        target = features.layer4
+        if stages is not None and stages not in (1, 2, 3, 4):
+            raise ValueError(f"a ResNet has stages 1 to 4; got stages={stages!r}")
+        features = _resnet_features(getattr(tv, arch)(weights=weights), stages or 4)
+        target = _last_stage(features)
         if variant == "thesis":
             target = _strip_last_resnet_block(features)
         steps = _resnet_downsampling_steps(features)
     else:
+        if stages is not None and stages not in (1, 2, 3, 4, 5):
+            raise ValueError(f"a VGG has stages 1 to 5; got stages={stages!r}")
         features = _vgg_features(arch, weights)
+        pools = [i for i, m in enumerate(features) if isinstance(m, nn.MaxPool2d)]
+        del features[pools[(stages or 5) - 1] + 1:]
         if variant == "thesis":
             del features[-2:]  # final ReLU and MaxPool
         steps = _vgg_downsampling_steps(features)
@@ -224,6 +239,7 @@ def build_model(
 
     model = CamNet(features, nn.Sequential(*layers))
     model.arch, model.head_type, model.variant, model.input_size = arch, head, variant, input_size
+    model.stages = stages
     model.feature_shape = (channels, height, width)
     model.removed_downsampling = removed
     model.theory = THEORY[head]
@@ -231,11 +247,13 @@ def build_model(
 
 
 def earlier_target_layer(model: CamNet) -> nn.Module:
-    """A convolutional block before the last one (ResNet ``layer3``, VGG's second-to-last conv).
+    """A convolutional block before the last one (ResNet: the stage before the last, or the last
+    stage's first block; VGG: the second-to-last convolution).
 
     Used to check that the identities of the theory need the *last* block (Table 1).
     """
-    if hasattr(model.features, "layer3"):
-        return model.features.layer3
+    if hasattr(model.features, "layer1"):
+        stages = [m for name, m in model.features.named_children() if name.startswith("layer")]
+        return stages[-2] if len(stages) > 1 else stages[-1][0]
     convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
     return convs[-2]

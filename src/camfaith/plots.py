@@ -124,18 +124,20 @@ def image_rows(rows: dict[str, torch.Tensor], titles: list[str] | None = None):
 
 
 def accuracy_scatter(frame: pd.DataFrame, metric: str, ylabel: str):
-    """Balanced accuracy against a HiResCAM metric, one point per model (seed Figs. 16-18)."""
-    fig, ax = plt.subplots(figsize=(5, 3.4))
-    for source, marker in (("ours", "o"), ("thesis", "s")):
+    """Balanced accuracy against a HiResCAM metric, one point per model (seed Figs. 16-18).
+
+    Our runs and the thesis's models get separate panels: image sizes and datasets differ, so only
+    the shapes of the two clouds are comparable, not their values.
+    """
+    sources = [source for source in ("ours", "thesis") if (frame["source"] == source).any()]
+    fig, axes = plt.subplots(1, len(sources), figsize=(4.6 * len(sources), 3.4), squeeze=False)
+    for ax, source in zip(axes[0], sources):
         part = frame[frame["source"] == source]
-        if part.empty:
-            continue
-        ax.scatter(part["balanced_accuracy"], part[metric], marker=marker, label=source,
-                   facecolors="none" if source == "thesis" else None, edgecolors="tab:blue", color="tab:blue")
+        ax.scatter(part["balanced_accuracy"], part[metric], color="tab:blue")
         for _, row in part.iterrows():
             ax.annotate(f"{row['dataset']}/{row['arch']}", (row["balanced_accuracy"], row[metric]), fontsize=6)
-    ax.set_xlabel("balanced accuracy")
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
+        ax.set_title("this report" if source == "ours" else "Lamprou (2023)", fontsize=9)
+        ax.set_xlabel("balanced accuracy")
+        ax.set_ylabel(ylabel)
     fig.tight_layout()
     return fig
