@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= configs/default.yaml
 JOBS ?= 2
+NAME = $(shell sed -n 's/^name: *//p' $(CONFIG))
 
 .PHONY: venv test book results html benchmark lint clean
 
@@ -28,6 +29,7 @@ results: venv
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --configfile $(CONFIG) --cores $(JOBS)
 
 html: venv
+	$(BIN)/python -m camfaith.pipeline publish results/$(NAME)/notebooks book/generated
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 benchmark: venv

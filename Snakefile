@@ -2,10 +2,14 @@
 #   snakemake --configfile configs/default.yaml --cores 2        (make results)
 # Results of a config live in results/<name>/ (checkpoints, per-image CSVs, executed notebooks);
 # re-running only does what is missing or stale (a changed notebook, parameter or input).
+import itertools
 import json
 import shlex
+from pathlib import Path
 
 configfile: "configs/default.yaml"
+
+ROOT = Path(workflow.basedir)  # notebooks are read from here; results go to the working directory
 
 NAME = config["name"]
 OUT = f"results/{NAME}"
@@ -22,7 +26,28 @@ def merged(defaults, override):
     return result
 
 
-RUNS = {f"{run['dataset']}_{run['arch']}": merged(config["defaults"], run) for run in config["runs"]}
+def expand_grid(run):
+    """A run with a ``grid`` of dotted settings (``train.lr: [1e-4, 1e-6]``) becomes one run per combination."""
+    grid = run.pop("grid", None)
+    if not grid:
+        return [run]
+    runs = []
+    for number, values in enumerate(itertools.product(*grid.values()), start=1):
+        variant = json.loads(json.dumps(run))
+        for dotted, value in zip(grid, values):
+            *parents, leaf = dotted.split(".")
+            target = variant
+            for parent in parents:
+                target = target.setdefault(parent, {})
+            target[leaf] = value
+        variant["name"] = f"{run['dataset']}_{run['arch']}_{number:02d}"
+        runs.append(variant)
+    return runs
+
+
+RUNS = {run.get("name", f"{run['dataset']}_{run['arch']}"): merged(config["defaults"], run)
+        for entry in config["runs"] for run in expand_grid(dict(entry))}
+TOPICS = config.get("topics", TOPICS)
 
 
 def cli(parameters):
@@ -36,7 +61,7 @@ def run_parameters(name, topic):
     common |= {"data_root": config.get("data_root", ""), "run_dir": f"{OUT}/{name}", "device": config["device"],
                "seed": config["seed"]}
     if topic == "02_train":
-        model = {key: run[key] for key in ("small_input", "variant", "weights")}
+        model = {key: run[key] for key in ("small_input", "stages", "variant", "weights")}
         return cli(common | model | run["train"] | {"progress": False})
     return cli(common | run[METRIC_PARAMETERS[topic]])
 
@@ -46,18 +71,18 @@ rule all:
         f"{NB}/faithfulness.ipynb",
         expand(f"{NB}/results/{{run}}_{{topic}}.ipynb", run=RUNS, topic=TOPICS),
         f"{NB}/summary.ipynb",
-        f"{NB}/benchmark.ipynb",
+        [f"{NB}/benchmark.ipynb"] if config.get("benchmark") else [],
 
 
 rule faithfulness:
-    input: "notebooks/01_faithfulness.py"
+    input: ROOT / "notebooks/01_faithfulness.py"
     output: f"{NB}/faithfulness.ipynb"
     params: cli(config["faithfulness"] | {"seed": config["seed"]})
     shell: "python -m camfaith.pipeline run {input} {output} {params}"
 
 
 rule train:
-    input: "notebooks/02_train.py"
+    input: ROOT / "notebooks/02_train.py"
     output:
         notebook=f"{NB}/results/{{run}}_02_train.ipynb",
         report=f"{OUT}/{{run}}/report.json",
@@ -67,17 +92,17 @@ rule train:
 
 rule metric:
     input:
-        notebook="notebooks/{topic}.py",
+        notebook=ROOT / "notebooks/{topic}.py",
         report=f"{OUT}/{{run}}/report.json",
     output: f"{NB}/results/{{run}}_{{topic}}.ipynb"
-    wildcard_constraints: topic="|".join(METRIC_PARAMETERS)
+    wildcard_constraints: topic="|".join(METRIC_PARAMETERS), run="|".join(RUNS)
     params: lambda wildcards: run_parameters(wildcards.run, wildcards.topic)
     shell: "python -m camfaith.pipeline run {input.notebook} {output} {params}"
 
 
 rule summary:
     input:
-        notebook="notebooks/07_summary.py",
+        notebook=ROOT / "notebooks/07_summary.py",
         chapters=expand(f"{NB}/results/{{run}}_{{topic}}.ipynb", run=RUNS, topic=TOPICS),
     output: f"{NB}/summary.ipynb"
     params: cli({"results_dir": OUT, "runs": ",".join(RUNS), **config.get("summary", {})})
@@ -86,8 +111,8 @@ rule summary:
 
 rule benchmark:
     input:
-        notebook="notebooks/90_benchmark.py",
-        results=config["benchmark"],
+        notebook=ROOT / "notebooks/90_benchmark.py",
+        results=ROOT / config.get("benchmark", "benchmarks/results/latest-cpu.json"),
     output: f"{NB}/benchmark.ipynb"
-    params: cli({"results_file": config["benchmark"]})
+    params: lambda wildcards, input: cli({"results_file": str(input.results)})
     shell: "python -m camfaith.pipeline run {input.notebook} {output} {params}"

@@ -22,11 +22,12 @@
 # %% tags=["parameters"]
 dataset = "synthetic"  # a name of camfaith.data.DATASETS
 arch = "resnet18"  # a name of camfaith.models.ARCHITECTURES
-input_size = 48  # pixels
+input_size = 32  # pixels
 small_input = True  # remove early downsampling so the target map stays at least 7x7
+stages = 3  # convolutional stages kept (ResNet layer1-4, VGG blocks 1-5); 0 keeps all
 variant = "intact"  # intact, or thesis for the stripping of seed section 4.2
 weights = ""  # torchvision weights name such as IMAGENET1K_V1; empty for random initialisation
-dataset_options = ""  # loader options as comma-separated name=value pairs, e.g. n_train=600
+dataset_options = ""  # extra loader options, see camfaith.study.parse_options
 data_root = ""  # empty: read $CAMFAITH_DATA, default ./data
 run_dir = "results/scratch/synthetic_resnet18"  # checkpoints, history and reports go here
 device = "auto"  # auto, cpu or cuda
@@ -50,6 +51,7 @@ from myst_nb import glue
 from camfaith import build_model
 from camfaith.evaluate import classification_report, confusion_frame, predict, resolve_device, save_report
 from camfaith.plots import history_curves
+from camfaith.io import save_json
 from camfaith.study import check_choice, check_parameters, load_splits, save_model_spec
 from camfaith.train import TrainConfig, train
 
@@ -66,9 +68,10 @@ pd.DataFrame({"split": ["train", "validation", "test"],
 
 # %%
 spec = dict(arch=arch, num_classes=splits.num_classes, head="flatten", weights=weights or None,
-            input_size=input_size, variant=variant, small_input=bool(small_input))
+            input_size=input_size, variant=variant, small_input=bool(small_input), stages=stages or None)
 model, target_layer = build_model(**spec)
 save_model_spec(run_dir, **(spec | {"weights": None}))  # the checkpoint holds the trained weights
+save_json({"dataset": dataset, "arch": arch, "input_size": input_size, "seed": seed}, f"{run_dir}/run.json")
 splits.write_manifest(f"{run_dir}/manifest.csv")
 print(model.theory, "| target map:", model.feature_shape, "| removed:", model.removed_downsampling or "nothing")
 

@@ -22,7 +22,7 @@
 # %% tags=["parameters"]
 dataset = "synthetic"
 arch = "resnet18"
-input_size = 48
+input_size = 32
 data_root = ""
 dataset_options = ""
 run_dir = "results/scratch/synthetic_resnet18"
@@ -71,7 +71,8 @@ per_image = pd.DataFrame(rows)
 save_results(per_image, run_dir, "aopc")
 
 comparison = compare_methods(per_image, "aopc", ["regions"], higher_is_better=True)
-table = comparison.rename(columns={"mean_first": METHOD_LABELS["gradcam"], "mean_second": METHOD_LABELS["hirescam"]})
+table = comparison.rename(columns={f"mean_{m}": label for m, label in METHOD_LABELS.items()})
+table["better"] = table["better"].replace(METHOD_LABELS)
 glue("aopc_table", table.round(4), display=False)
 glue("aopc_mean_gradcam", float(per_image.query("method == 'gradcam'")["aopc"].mean()))
 glue("aopc_mean_hirescam", float(per_image.query("method == 'hirescam'")["aopc"].mean()))
@@ -89,8 +90,9 @@ for size in region_list:
     plt.close(fig)
 
 # %%
-means = comparison.melt(id_vars=["regions"], value_vars=["mean_first", "mean_second"], var_name="which", value_name="aopc")
-means["method"] = means["which"].map({"mean_first": "gradcam", "mean_second": "hirescam"})
+means = comparison.melt(id_vars=["regions"], value_vars=["mean_gradcam", "mean_hirescam"], var_name="method",
+                        value_name="aopc")
+means["method"] = means["method"].str.removeprefix("mean_")
 fig = metric_by_setting(means, "regions", "aopc", "mean AOPC")
 glue("aopc_by_size_fig", fig)
 plt.close(fig)

@@ -21,7 +21,7 @@
 # %% tags=["parameters"]
 dataset = "synthetic"
 arch = "resnet18"
-input_size = 48
+input_size = 32
 data_root = ""
 dataset_options = ""
 run_dir = "results/scratch/synthetic_resnet18"
@@ -72,7 +72,8 @@ per_image = pd.DataFrame(rows)
 save_results(per_image, run_dir, "max_sensitivity")
 
 comparison = compare_methods(per_image, "max_sensitivity", ["radius", "samples"], higher_is_better=False)
-table = comparison.rename(columns={"mean_first": METHOD_LABELS["gradcam"], "mean_second": METHOD_LABELS["hirescam"]})
+table = comparison.rename(columns={f"mean_{m}": label for m, label in METHOD_LABELS.items()})
+table["better"] = table["better"].replace(METHOD_LABELS)
 glue("sens_table", table.round(4), display=False)
 glue("sens_mean_gradcam", float(per_image.query("method == 'gradcam'")["max_sensitivity"].mean()))
 glue("sens_mean_hirescam", float(per_image.query("method == 'hirescam'")["max_sensitivity"].mean()))

@@ -22,7 +22,7 @@
 # %% tags=["parameters"]
 dataset = "synthetic"
 arch = "resnet18"
-input_size = 48
+input_size = 32
 data_root = ""
 dataset_options = ""
 run_dir = "results/scratch/synthetic_resnet18"

@@ -21,23 +21,28 @@
 # %% tags=["parameters"]
 dataset = "synthetic"
 arch = "resnet18"
-input_size = 48
+input_size = 32
 data_root = ""
 dataset_options = ""
 run_dir = "results/scratch/synthetic_resnet18"
 device = "auto"
 seed = 0
-n_images = 6
+n_images = 6  # images shown
+n_localisation = 300  # images scored against the true object masks, when the data set has them
 
 # %%
 import matplotlib.pyplot as plt
+import pandas as pd
 from myst_nb import glue
+
+from camfaith.metrics import relevance_mass
 
 from camfaith.cams import METHODS
 from camfaith.plots import map_gallery
-from camfaith.study import check_parameters, explain, load_splits, load_trained, test_sample
+from camfaith.stats import compare_methods
+from camfaith.study import check_parameters, explain, load_splits, load_trained, save_results, test_indices, test_sample
 
-check_parameters(dataset, arch, input_size=input_size, n_images=n_images)
+check_parameters(dataset, arch, input_size=input_size, n_images=n_images, n_localisation=n_localisation)
 model, target_layer, spec = load_trained(run_dir, None if device == "auto" else device)
 splits = load_splits(dataset, input_size, seed, data_root, dataset_options, augment=False)
 images, labels, ids = test_sample(splits, n_images, seed, next(model.parameters()).device)
@@ -49,3 +54,25 @@ plt.close(fig)
 
 # %% [markdown]
 # Each row: the image (true class → predicted class), then the two maps of the predicted class.
+
+# %% [markdown]
+# ## Do the maps find the object?
+#
+# On data with known object locations (the synthetic set) we can ask the question the metrics only
+# approximate: how much of each map's mass lies on the object that decides the class (relevance mass,
+# Arras et al. 2022; higher is better)? Other data sets have no masks and skip this step.
+
+# %%
+masks = getattr(splits.test, "masks", None)
+if masks is None:
+    print(f"{dataset} has no ground-truth masks; localisation is not measured.")
+else:
+    indices = test_indices(splits, n_localisation, seed)
+    images, labels, ids = test_sample(splits, n_localisation, seed, next(model.parameters()).device)
+    maps = explain(model, target_layer, images)
+    rows = [{"id": i, "method": m, "correct": bool(p == y), "relevance_mass": float(r)}
+            for m in METHODS for i, y, p, r in zip(ids, labels, maps["targets"], relevance_mass(maps[m], masks[indices]))]
+    per_image = pd.DataFrame(rows)
+    save_results(per_image, run_dir, "localisation")
+    table = compare_methods(per_image.assign(all="all"), "relevance_mass", ["all"], higher_is_better=True)
+    glue("gallery_localisation", table.round(4))

@@ -20,7 +20,7 @@
 
 # %% tags=["parameters"]
 results_dir = "results/default"  # the folder of one configuration's runs
-runs = "synthetic_resnet18"  # comma-separated run names (dataset_arch)
+runs = "synthetic_resnet18"  # comma-separated run names, by default dataset_arch
 haas_scaling = "unit"  # attribution scaling whose HAAS enters the summary
 n_resamples = 2000  # bootstrap resamples
 seed = 0
@@ -51,26 +51,35 @@ rows, verdicts = [], []
 for name in run_names:
     folder = Path(results_dir) / name
     report = json.loads((folder / "report.json").read_text())
-    dataset, arch = name.split("_", 1)
-    aopc = pd.read_csv(folder / "aopc.csv").groupby(["id", "method"])["aopc"].mean().unstack()
-    sens = pd.read_csv(folder / "max_sensitivity.csv").groupby(["id", "method"])["max_sensitivity"].mean().unstack()
-    haas = pd.read_csv(folder / "haas.csv").query("scaling == @haas_scaling")
-    haas = haas.pivot(index="id", columns="method", values=["label", "prediction", "ha_prediction"])
+    run = json.loads((folder / "run.json").read_text())
+    dataset, arch = run["dataset"], run["arch"]
     options = dict(n_resamples=n_resamples, seed=seed)
-    comparisons = {
-        "AOPC": paired_comparison(aopc["gradcam"], aopc["hirescam"], higher_is_better=True, **options),
-        "Max-Sensitivity": paired_comparison(sens["gradcam"], sens["hirescam"], higher_is_better=False, **options),
-        "HAAS": haas_comparison(haas["label"]["gradcam"], haas["ha_prediction"]["gradcam"],
-                                haas["ha_prediction"]["hirescam"], haas["prediction"]["gradcam"], **options),
-    }
-    rows.append({"dataset": dataset, "arch": arch, "balanced_accuracy": report["balanced_accuracy"],
+    comparisons = {}
+    if (folder / "aopc.csv").exists():
+        aopc = pd.read_csv(folder / "aopc.csv").groupby(["id", "method"])["aopc"].mean().unstack()
+        comparisons["AOPC"] = paired_comparison(aopc["gradcam"], aopc["hirescam"], higher_is_better=True, **options)
+    if (folder / "max_sensitivity.csv").exists():
+        sens = pd.read_csv(folder / "max_sensitivity.csv").groupby(["id", "method"])["max_sensitivity"].mean().unstack()
+        comparisons["Max-Sensitivity"] = paired_comparison(sens["gradcam"], sens["hirescam"], higher_is_better=False,
+                                                           **options)
+    if (folder / "haas.csv").exists():
+        haas = pd.read_csv(folder / "haas.csv").query("scaling == @haas_scaling")
+        haas = haas.pivot(index="id", columns="method", values=["label", "prediction", "ha_prediction"])
+        comparisons["HAAS"] = haas_comparison(haas["label"]["gradcam"], haas["ha_prediction"]["gradcam"],
+                                              haas["ha_prediction"]["hirescam"], haas["prediction"]["gradcam"],
+                                              **options)
+    rows.append({"run": name, "dataset": dataset, "arch": arch, "balanced_accuracy": report["balanced_accuracy"],
                  "mean_auc": report["mean_auc"]}
-                | {f"{key}_{method}": comparisons[metric][f"mean_{which}"]
+                | {f"{key}_{method}": comparisons[metric][f"mean_{which}"] if metric in comparisons else float("nan")
                    for metric, key in (("AOPC", "mean_aopc"), ("Max-Sensitivity", "mean_maxsens"), ("HAAS", "haas"))
                    for method, which in (("gradcam", "first"), ("hirescam", "second"))})
+    if (folder / "localisation.csv").exists():
+        mass = pd.read_csv(folder / "localisation.csv").pivot(index="id", columns="method", values="relevance_mass")
+        comparisons["Relevance mass"] = paired_comparison(mass["gradcam"], mass["hirescam"], higher_is_better=True,
+                                                          **options)
     for metric, result in comparisons.items():
         favoured = {"second": "HiResCAM", "first": "Grad-CAM", "neither": "neither"}[result["better"]]
-        verdicts.append({"dataset": dataset, "arch": arch, "metric": metric, "HiResCAM - Grad-CAM": result["mean_difference"],
+        verdicts.append({"run": name, "dataset": dataset, "arch": arch, "metric": metric, "HiResCAM - Grad-CAM": result["mean_difference"],
                          "low": result["low"], "high": result["high"], "p": result["p_value"], "favours": favoured,
                          "images": result["n"]})
 ours = pd.DataFrame(rows)
@@ -82,18 +91,20 @@ ours.round(3)
 # ## Paired verdicts
 #
 # Differences are HiResCAM minus Grad-CAM, with 95% bootstrap intervals; `p` is the Wilcoxon
-# signed-rank test for AOPC and Max-Sensitivity, McNemar's exact test for HAAS. A metric favours a
+# signed-rank test for AOPC, Max-Sensitivity and relevance mass (on data with object masks),
+# McNemar's exact test for HAAS. A metric favours a
 # method only when the interval excludes zero, in that metric's direction.
 
 # %%
 glue("summary_verdicts", verdicts.round(4), display=False)
 counts = verdicts.groupby(["metric", "favours"]).size().unstack(fill_value=0)
-for metric in ("AOPC", "Max-Sensitivity", "HAAS"):
-    key = metric.lower().replace("-", "_")
+for metric in ("AOPC", "Max-Sensitivity", "HAAS", "Relevance mass"):
+    key = metric.lower().replace("-", "_").replace(" ", "_")
     for side in ("HiResCAM", "Grad-CAM", "neither"):
         value = int(counts.loc[metric, side]) if metric in counts.index and side in counts else 0
         glue(f"summary_{key}_{side.lower().replace('-', '')}", value, display=False)
 glue("summary_n_runs", len(run_names), display=False)
+glue("summary_n_localised", int((verdicts["metric"] == "Relevance mass").sum()), display=False)
 verdicts.round(4)
 
 # %% [markdown]
@@ -116,6 +127,23 @@ for metric, count in thesis_directions.items():
 both = pd.concat([ours.assign(source="ours"), thesis.assign(source="thesis")], ignore_index=True)
 glue("summary_side_by_side", both.round(3), display=False)
 both.round(3)
+
+# %% [markdown]
+# Where a data set has several runs (the hyper-parameter loops of the seed's Table 8), the best and
+# worst HiResCAM HAAS among them, with the models' mean AUC, as in its Table 9.
+
+# %%
+looped = ours.groupby("dataset").filter(lambda group: len(group) > 1 and group["haas_hirescam"].notna().any())
+if looped.empty:
+    print("No data set has several runs in this configuration.")
+else:
+    extremes = pd.concat([
+        looped.loc[looped.groupby("dataset")["haas_hirescam"].idxmax()].assign(case="max_haas"),
+        looped.loc[looped.groupby("dataset")["haas_hirescam"].idxmin()].assign(case="min_haas"),
+    ])[["dataset", "case", "run", "haas_hirescam", "mean_auc"]]
+    table9 = pd.concat([extremes.assign(source="ours"),
+                        reference_table("table9_haas_nonmedical").assign(source="thesis")], ignore_index=True)
+    glue("summary_table9", table9.round(3))
 
 # %% [markdown]
 # ## Accuracy against the metrics (the seed's Figures 16-18)

@@ -537,3 +537,18 @@ def test_cpu_generator_gives_the_same_noise_on_cuda():
     )
     assert cuda_sensitivity.scores.device.type == "cuda"
     torch.testing.assert_close(cuda_sensitivity.distances.cpu(), cpu_sensitivity.distances)
+
+
+def test_relevance_mass_is_the_share_of_the_map_on_the_object():
+    from camfaith.metrics import relevance_mass
+
+    masks = torch.zeros(2, 4, 4, dtype=torch.bool)
+    masks[:, :2, :2] = True
+    maps = torch.zeros(2, 4, 4)
+    maps[0, :2, :2] = 1.0  # all mass on the object
+    maps[1] = 1.0  # uniform: a quarter of the mass
+    maps[1, 3, 3] = -5.0  # negative evidence is not mass
+    assert torch.allclose(relevance_mass(maps, masks), torch.tensor([1.0, 4 / 15]))
+    assert relevance_mass(torch.zeros(1, 4, 4), masks[:1]).item() == 0.0
+    with pytest.raises(ValueError, match="must match"):
+        relevance_mass(maps, masks[:1])

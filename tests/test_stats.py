@@ -39,7 +39,8 @@ def test_compare_methods_pairs_by_image():
     })
     result = compare_methods(frame, "aopc", ["regions"], higher_is_better=True)
     assert result.loc[0, "mean_difference"] == pytest.approx(0.1)
-    assert result.loc[0, "n"] == 3
+    assert result.loc[0, "n"] == 3 and result.loc[0, "better"] in ("hirescam", "neither")
+    assert result.loc[0, "mean_gradcam"] == pytest.approx(0.2)
     with pytest.raises(ValueError, match="same shape"):
         paired_comparison([1, 2], [1, 2, 3], True)
 

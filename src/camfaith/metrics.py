@@ -11,6 +11,7 @@ Score directions, also stored as the function attribute ``higher_is_better``:
 - :func:`max_sensitivity` (Yeh et al. 2019, seed eq. 8): lower is better.
 - :func:`haas` (Lee et al. 2022, seed eq. 9-10): higher is better; above 1 the attribution
   helps the model.
+- :func:`relevance_mass` (Arras et al. 2022), for data with ground-truth masks: higher is better.
 
 Randomness (the noise of AOPC and of Max-Sensitivity) comes from an explicit ``torch.Generator``.
 It may live on the device of the images, or on the CPU: a CPU generator's draws are made on the
@@ -44,6 +45,7 @@ __all__ = [
     "haas_ratio",
     "max_sensitivity",
     "pool_regions",
+    "relevance_mass",
 ]
 
 PERTURBATIONS = ("uniform", "image_range")
@@ -730,3 +732,24 @@ def haas(
 
 
 haas.higher_is_better = True
+
+
+def relevance_mass(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Share of each map's mass that lies on the ground-truth object (relevance mass accuracy).
+
+    Arras et al. (2022) score an explanation by the fraction of its positive relevance inside the
+    true object's mask. Maps (N, h, w) are clamped at 0 and resized bilinearly to the masks' size
+    (N, H, W); a map with no positive mass scores 0. Needs data with known object locations, such as
+    the report's synthetic data set.
+    """
+    if maps.ndim != 3 or masks.ndim != 3 or maps.shape[0] != masks.shape[0]:
+        raise ValueError(f"maps (N, h, w) and masks (N, H, W) must match in N; got {tuple(maps.shape)} and "
+                         f"{tuple(masks.shape)}")
+    maps = _resize(maps.float(), tuple(masks.shape[-2:])).clamp(min=0)
+    masks = masks.to(maps.device, torch.bool)
+    total = maps.sum(dim=(1, 2))
+    inside = (maps * masks).sum(dim=(1, 2))
+    return torch.where(total > 0, inside / total.clamp(min=1e-12), torch.zeros_like(total))
+
+
+relevance_mass.higher_is_better = True

@@ -67,6 +67,8 @@ def compare_methods(frame: pd.DataFrame, value: str, by: list[str], higher_is_be
     """:func:`paired_comparison` of HiResCAM against Grad-CAM for each group of a tidy frame.
 
     ``frame`` has one row per (image ``id``, ``method``, settings in ``by``) and a column ``value``.
+    The result names the methods: columns ``mean_<first>``, ``mean_<second>``, and ``better`` holds
+    the favoured method's name or ``"neither"``.
     """
     rows = []
     for key, group in frame.groupby(by, sort=True):
@@ -74,6 +76,8 @@ def compare_methods(frame: pd.DataFrame, value: str, by: list[str], higher_is_be
         if first not in wide or second not in wide:
             raise ValueError(f"both {first!r} and {second!r} are needed in the 'method' column")
         result = paired_comparison(wide[first], wide[second], higher_is_better, **options)
+        result[f"mean_{first}"], result[f"mean_{second}"] = result.pop("mean_first"), result.pop("mean_second")
+        result["better"] = {"first": first, "second": second}.get(result["better"], "neither")
         key = key if isinstance(key, tuple) else (key,)
         rows.append(dict(zip(by, key)) | result)
     return pd.DataFrame(rows)

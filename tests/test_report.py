@@ -1,0 +1,109 @@
+"""The report end to end: every notebook through papermill (via Snakemake) with tiny parameters, then
+the Jupyter Book built from those outputs with warnings as errors."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from papermill.exceptions import PapermillExecutionError
+
+from camfaith.pipeline import publish, run_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+TINY = {
+    "name": "tiny",
+    "device": "cpu",
+    "seed": 0,
+    "data_root": "",
+    "benchmark": "benchmarks/results/latest-cpu.json",
+    "faithfulness": {"archs": "resnet18", "input_size": 32, "n_images": 2},
+    "defaults": {
+        "input_size": 32, "small_input": True, "stages": 3, "variant": "intact", "weights": "",
+        "dataset_options": "n_train=96,n_val=48,n_test=48",
+        "train": {"epochs": 1, "batch_size": 32, "lr": 0.001, "weight_decay": 0, "scheduler_step": 0,
+                  "scheduler_gamma": 0.5, "patience": 0, "trainable_layers": "all", "normal_classes": ""},
+        "aopc": {"n_images": 6, "regions": "2", "perturbation": "uniform", "chunk_size": 8},
+        "max_sensitivity": {"n_images": 6, "radii": "0.1", "samples": "2", "chunk_size": 8},
+        "haas": {"n_images": 16, "scalings": "unit,signed"},
+        "gallery": {"n_images": 2, "n_localisation": 8},
+    },
+    "runs": [{"dataset": "synthetic", "arch": "vgg11"}],
+    "summary": {"n_resamples": 200},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    work = tmp_path_factory.mktemp("study")
+    config = work / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    env = os.environ | {"PATH": f"{BIN}:{os.environ['PATH']}"}
+    command = [str(BIN / "snakemake"), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
+               "--configfile", str(config), "--cores", "2", "--quiet"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return work
+
+
+@pytest.mark.slow
+def test_pipeline_executes_every_notebook_and_writes_results(tiny_study):
+    executed = tiny_study / "results/tiny/notebooks"
+    names = {p.name for p in executed.rglob("*.ipynb")}
+    assert {"faithfulness.ipynb", "summary.ipynb", "benchmark.ipynb"} <= names
+    topics = ("02_train", "03_aopc", "04_max_sensitivity", "05_haas", "06_gallery")
+    assert {f"synthetic_vgg11_{t}.ipynb" for t in topics} <= names
+    run = tiny_study / "results/tiny/synthetic_vgg11"
+    for name in ("best.pt", "last.pt", "report.json", "manifest.csv", "aopc.csv", "max_sensitivity.csv",
+                 "haas.csv", "localisation.csv"):
+        assert (run / name).exists(), name
+    # the chapter title names its run
+    train = nbformat.read(executed / "results/synthetic_vgg11_02_train.ipynb", as_version=4)
+    assert train.cells[0].source.startswith("# Training: synthetic / vgg11")
+
+
+@pytest.mark.slow
+def test_rerun_does_nothing_when_everything_is_up_to_date(tiny_study):
+    env = os.environ | {"PATH": f"{BIN}:{os.environ['PATH']}"}
+    command = [str(BIN / "snakemake"), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tiny_study),
+               "--configfile", str(tiny_study / "tiny.yaml"), "--cores", "1", "-n"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_book_builds_without_warnings_from_the_executed_notebooks(tiny_study, tmp_path):
+    book = tmp_path / "book"
+    shutil.copytree(ROOT / "book", book / "book", ignore=shutil.ignore_patterns("generated", "_build"))
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, book / name)
+    publish(tiny_study / "results/tiny/notebooks", book / "book/generated")
+    result = subprocess.run([str(BIN / "jupyter-book"), "build", str(book), "-W", "-n", "--keep-going"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    theory = (book / "_build/html/book/theory.html").read_text()
+    summary = (book / "_build/html/book/summary.html").read_text()
+    executed = nbformat.read(tiny_study / "results/tiny/notebooks/summary.ipynb", as_version=4)
+    glued = {o["metadata"]["scrapbook"]["name"]: o["data"] for c in executed.cells if c.cell_type == "code"
+             for o in c.get("outputs", []) if "scrapbook" in o.get("metadata", {})}
+    assert glued["summary_n_runs"]["text/plain"] == "1"
+    assert "prop-hirescam-flatten" in theory and "mathjax" in theory.lower()
+    assert "summary_n_runs" not in summary and "{glue" not in summary  # every glue reference resolved
+    assert "https://cdn" not in theory
+
+
+@pytest.mark.parametrize("parameters, message", [
+    ({"dataset": "mnist"}, "dataset='mnist' is not known"),
+    ({"arch": "alexnet"}, "arch='alexnet' is not known"),
+    ({"n_images": "many"}, "n_images must be a positive integer"),
+])
+def test_bad_parameters_fail_in_the_first_cell_with_a_clear_message(tmp_path, parameters, message):
+    with pytest.raises(PapermillExecutionError, match=message):
+        run_notebook(ROOT / "notebooks/03_aopc.py", tmp_path / "out.ipynb", parameters)
+    assert not (tmp_path / "out.ipynb").exists()
