@@ -46,6 +46,7 @@ normal_classes = ""  # comma-separated classes not monitored for early stopping,
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
+import torch
 from myst_nb import glue
 
 from camfaith import build_model
@@ -69,6 +70,7 @@ pd.DataFrame({"split": ["train", "validation", "test"],
 # %%
 spec = dict(arch=arch, num_classes=splits.num_classes, head="flatten", weights=weights or None,
             input_size=input_size, variant=variant, small_input=bool(small_input), stages=stages or None)
+torch.manual_seed(seed)  # the initial weights: a killed run resumes only with the same ones
 model, target_layer = build_model(**spec)
 save_model_spec(run_dir, **(spec | {"weights": None}))  # the checkpoint holds the trained weights
 save_json({"dataset": dataset, "arch": arch, "input_size": input_size, "seed": seed}, f"{run_dir}/run.json")

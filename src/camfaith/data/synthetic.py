@@ -225,9 +225,9 @@ def synthetic(
     input_size: int = 64,
     seed: int = 0,
     augment: bool = False,
-    n_train: int = 1200,
-    n_val: int = 300,
-    n_test: int = 300,
+    n_train: int = 2000,
+    n_val: int = 400,
+    n_test: int = 400,
     variant: str = "shape",
     num_classes: int = DEFAULT_NUM_CLASSES,
 ) -> DatasetSplits:
