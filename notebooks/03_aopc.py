@@ -43,7 +43,7 @@ from camfaith import aopc
 from camfaith.cams import METHODS
 from camfaith.plots import METHOD_LABELS, metric_by_setting, morf_curves
 from camfaith.stats import compare_methods
-from camfaith.study import check_parameters, explain, load_splits, load_trained, parse_list, save_results, test_sample
+from camfaith.study import check_parameters, explain, load_splits, load_trained, parse_list, save_results, sample_test
 
 check_parameters(dataset, arch, input_size=input_size, n_images=n_images, chunk_size=chunk_size)
 region_list = parse_list(regions, int)
@@ -51,7 +51,7 @@ if isinstance(perturbation, str) and perturbation not in ("uniform", "image_rang
     perturbation = float(perturbation)
 model, target_layer, spec = load_trained(run_dir, None if device == "auto" else device)
 splits = load_splits(dataset, input_size, seed, data_root, dataset_options, augment=False)
-images, labels, ids = test_sample(splits, n_images, seed, next(model.parameters()).device)
+images, labels, ids = sample_test(splits, n_images, seed, next(model.parameters()).device)
 maps = explain(model, target_layer, images)
 
 # %% [markdown]

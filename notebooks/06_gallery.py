@@ -40,12 +40,12 @@ from camfaith.metrics import relevance_mass
 from camfaith.cams import METHODS
 from camfaith.plots import map_gallery
 from camfaith.stats import compare_methods
-from camfaith.study import check_parameters, explain, load_splits, load_trained, save_results, test_indices, test_sample
+from camfaith.study import check_parameters, explain, load_splits, load_trained, save_results, sample_indices, sample_test
 
 check_parameters(dataset, arch, input_size=input_size, n_images=n_images, n_localisation=n_localisation)
 model, target_layer, spec = load_trained(run_dir, None if device == "auto" else device)
 splits = load_splits(dataset, input_size, seed, data_root, dataset_options, augment=False)
-images, labels, ids = test_sample(splits, n_images, seed, next(model.parameters()).device)
+images, labels, ids = sample_test(splits, n_images, seed, next(model.parameters()).device)
 maps = explain(model, target_layer, images)
 titles = [f"{splits.classes[int(y)]} → {splits.classes[int(p)]}" for y, p in zip(labels, maps["targets"])]
 fig = map_gallery(images, {m: maps[m] for m in METHODS}, titles)
@@ -67,8 +67,8 @@ masks = getattr(splits.test, "masks", None)
 if masks is None:
     print(f"{dataset} has no ground-truth masks; localisation is not measured.")
 else:
-    indices = test_indices(splits, n_localisation, seed)
-    images, labels, ids = test_sample(splits, n_localisation, seed, next(model.parameters()).device)
+    indices = sample_indices(splits, n_localisation, seed)
+    images, labels, ids = sample_test(splits, n_localisation, seed, next(model.parameters()).device)
     maps = explain(model, target_layer, images)
     rows = [{"id": i, "method": m, "correct": bool(p == y), "relevance_mass": float(r)}
             for m in METHODS for i, y, p, r in zip(ids, labels, maps["targets"], relevance_mass(maps[m], masks[indices]))]

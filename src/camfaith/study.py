@@ -91,15 +91,15 @@ def load_trained(run_dir: str | os.PathLike, device: str | None = None):
     return model.to(resolve_device(device)).eval(), target, spec
 
 
-def test_indices(splits, n_images: int, seed: int) -> torch.Tensor:
+def sample_indices(splits, n_images: int, seed: int) -> torch.Tensor:
     """Indices of a seeded sample of at most ``n_images`` test images, in increasing order."""
     count = min(n_images, len(splits.test))
     return torch.randperm(len(splits.test), generator=torch.Generator().manual_seed(seed))[:count].sort().values
 
 
-def test_sample(splits, n_images: int, seed: int, device=None):
+def sample_test(splits, n_images: int, seed: int, device=None):
     """A seeded sample of ``n_images`` test images: ``(images, labels, ids)`` on ``device``."""
-    items = [splits.test[int(i)] for i in test_indices(splits, n_images, seed)]
+    items = [splits.test[int(i)] for i in sample_indices(splits, n_images, seed)]
     images = torch.stack([item[0] for item in items]).to(resolve_device(device))
     labels = torch.tensor([int(item[1]) for item in items], device=images.device)
     return images, labels, [str(item[2]) for item in items]
