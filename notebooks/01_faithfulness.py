@@ -18,7 +18,7 @@
 # Here we build real torchvision networks in every setting of Table 1, explain the predicted class of
 # a few random images, and measure how far each sum is from the score.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 archs = "resnet18,vgg11"  # comma-separated architectures of camfaith.build_model
 input_size = 64  # pixels; small_input keeps the target map at least 7x7
 n_images = 4  # random images per setting
@@ -80,12 +80,12 @@ def per_image(arch, head):
 
 residuals = pd.concat([per_image(arch, head) for arch in arch_list for head in ("gap", "flatten")])
 gap, flatten = residuals[residuals["head"] == "gap"], residuals[residuals["head"] == "flatten"]
-glue("faith_arch", ", ".join(arch_list))
-glue("faith_n_images", int(n_images))
-glue("faith_prop1_residual", float(gap["cam_residual"].max()))
-glue("faith_prop2_residual", float(gap["gradcam_vs_cam"].max()))
-glue("faith_prop3_residual", float(gap["hirescam_vs_cam"].max()))
-glue("faith_prop4_hirescam_residual", float(flatten["hirescam_residual"].max()))
-glue("faith_prop4_gradcam_residual", float(flatten["gradcam_residual"].min()))
+glue("faith_arch", ", ".join(arch_list), display=False)
+glue("faith_n_images", int(n_images), display=False)
+glue("faith_prop1_residual", float(gap["cam_residual"].max()), display=False)
+glue("faith_prop2_residual", float(gap["gradcam_vs_cam"].max()), display=False)
+glue("faith_prop3_residual", float(gap["hirescam_vs_cam"].max()), display=False)
+glue("faith_prop4_hirescam_residual", float(flatten["hirescam_residual"].max()), display=False)
+glue("faith_prop4_gradcam_residual", float(flatten["gradcam_residual"].min()), display=False)
 residuals[["arch", "head", "score", "bias", "cam_sum", "gradcam_sum", "hirescam_sum",
            "cam_residual", "gradcam_residual", "hirescam_residual"]].round(6)

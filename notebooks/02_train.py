@@ -12,14 +12,14 @@
 # ---
 
 # %% [markdown]
-# # Training: {dataset} / {arch}
+# # Training: {run}
 #
 # The networks of the study end in *Conv → Flatten → class scores*, the setting of Proposition 4.
 # This chapter trains one of them with the recipe of the seed's section 4.2 (weighted cross-entropy,
 # Adam, early stopping on validation loss and the recall of the monitored classes) and reports the
 # test-set scores of its Table 4.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 dataset = "synthetic"  # a name of camfaith.data.DATASETS
 arch = "resnet18"  # a name of camfaith.models.ARCHITECTURES
 input_size = 32  # pixels
@@ -73,7 +73,8 @@ spec = dict(arch=arch, num_classes=splits.num_classes, head="flatten", weights=w
 torch.manual_seed(seed)  # the initial weights: a killed run resumes only with the same ones
 model, target_layer = build_model(**spec)
 save_model_spec(run_dir, **(spec | {"weights": None}))  # the checkpoint holds the trained weights
-save_json({"dataset": dataset, "arch": arch, "input_size": input_size, "seed": seed}, f"{run_dir}/run.json")
+save_json({"dataset": dataset, "arch": arch, "input_size": input_size, "seed": seed,
+           "dataset_options": dataset_options}, f"{run_dir}/run.json")
 splits.write_manifest(f"{run_dir}/manifest.csv")
 print(model.theory, "| target map:", model.feature_shape, "| removed:", model.removed_downsampling or "nothing")
 
@@ -104,8 +105,8 @@ report = classification_report(probabilities, labels, splits.classes)
 save_report(report, run_dir)
 scores = pd.Series({key: report[key] for key in
                     ("balanced_accuracy", "precision_weighted", "recall_weighted", "f1_weighted", "mean_auc")})
-glue("train_balanced_accuracy", float(report["balanced_accuracy"]))
-glue("train_mean_auc", float(report["mean_auc"]))
+glue("train_balanced_accuracy", float(report["balanced_accuracy"]), display=False)
+glue("train_mean_auc", float(report["mean_auc"]), display=False)
 scores.round(3).to_frame("test")
 
 # %%

@@ -12,14 +12,14 @@
 # ---
 
 # %% [markdown]
-# # AOPC: {dataset} / {arch}
+# # AOPC: {run}
 #
 # AOPC removes the cells of a heatmap from the most to the least relevant and tracks how fast the
 # probability of the predicted class falls (seed eq. 6-7). A better map finds the decisive cells
 # first, so **higher is better**. We compare Grad-CAM and HiResCAM on the same test images, for each
 # heatmap size, image by image.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 dataset = "synthetic"
 arch = "resnet18"
 input_size = 32
@@ -74,8 +74,8 @@ comparison = compare_methods(per_image, "aopc", ["regions"], higher_is_better=Tr
 table = comparison.rename(columns={f"mean_{m}": label for m, label in METHOD_LABELS.items()})
 table["better"] = table["better"].replace(METHOD_LABELS)
 glue("aopc_table", table.round(4), display=False)
-glue("aopc_mean_gradcam", float(per_image.query("method == 'gradcam'")["aopc"].mean()))
-glue("aopc_mean_hirescam", float(per_image.query("method == 'hirescam'")["aopc"].mean()))
+glue("aopc_mean_gradcam", float(per_image.query("method == 'gradcam'")["aopc"].mean()), display=False)
+glue("aopc_mean_hirescam", float(per_image.query("method == 'hirescam'")["aopc"].mean()), display=False)
 table.round(4)
 
 # %% [markdown]

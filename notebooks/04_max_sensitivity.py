@@ -12,13 +12,13 @@
 # ---
 
 # %% [markdown]
-# # Max-Sensitivity: {dataset} / {arch}
+# # Max-Sensitivity: {run}
 #
 # Max-Sensitivity asks how much an explanation can change when the image moves by at most a radius
 # r in every pixel (seed eq. 8). A robust map changes little, so **lower is better**. Both maps are
 # compared after the same post-processing (ReLU, min-max, resize), as in the seed.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 dataset = "synthetic"
 arch = "resnet18"
 input_size = 32
@@ -75,8 +75,8 @@ comparison = compare_methods(per_image, "max_sensitivity", ["radius", "samples"]
 table = comparison.rename(columns={f"mean_{m}": label for m, label in METHOD_LABELS.items()})
 table["better"] = table["better"].replace(METHOD_LABELS)
 glue("sens_table", table.round(4), display=False)
-glue("sens_mean_gradcam", float(per_image.query("method == 'gradcam'")["max_sensitivity"].mean()))
-glue("sens_mean_hirescam", float(per_image.query("method == 'hirescam'")["max_sensitivity"].mean()))
+glue("sens_mean_gradcam", float(per_image.query("method == 'gradcam'")["max_sensitivity"].mean()), display=False)
+glue("sens_mean_hirescam", float(per_image.query("method == 'hirescam'")["max_sensitivity"].mean()), display=False)
 table.round(4)
 
 # %% [markdown]

@@ -12,14 +12,14 @@
 # ---
 
 # %% [markdown]
-# # HAAS: {dataset} / {arch}
+# # HAAS: {run}
 #
 # HAAS feeds the model images whose pixels were emphasised where the map is positive and damped where
 # it is negative (seed eq. 9), and divides the accuracy on these HA images by the accuracy on the
 # originals (eq. 10). Above 1 the map helps the model: **higher is better**. How the map becomes an
 # attribution in [-1, 1] is a choice the metric hides; we show three.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 dataset = "synthetic"
 arch = "resnet18"
 input_size = 32
@@ -81,8 +81,8 @@ scores = pd.DataFrame(rows)
 save_results(pd.DataFrame(per_image), run_dir, "haas")
 table = scores.pivot(index="scaling", columns="method", values="haas").rename(columns=METHOD_LABELS)
 glue("haas_table", table.round(4), display=False)
-glue("haas_unit_gradcam", float(scores.query("scaling == 'unit' and method == 'gradcam'")["haas"].squeeze()))
-glue("haas_unit_hirescam", float(scores.query("scaling == 'unit' and method == 'hirescam'")["haas"].squeeze()))
+glue("haas_unit_gradcam", float(scores.query("scaling == 'unit' and method == 'gradcam'")["haas"].squeeze()), display=False)
+glue("haas_unit_hirescam", float(scores.query("scaling == 'unit' and method == 'hirescam'")["haas"].squeeze()), display=False)
 scores.round(4)
 
 # %% [markdown]

@@ -12,13 +12,13 @@
 # ---
 
 # %% [markdown]
-# # Gallery: {dataset} / {arch}
+# # Gallery: {run}
 #
 # Grad-CAM and HiResCAM on the same test images (the seed's Figure 19). On a Flatten head HiResCAM
 # keeps each location's own gradient, so its maps are sharper; Grad-CAM averages the gradient over
 # the map and spreads the attention.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 dataset = "synthetic"
 arch = "resnet18"
 input_size = 32

@@ -18,7 +18,7 @@
 # each metric for Grad-CAM and HiResCAM (the counterpart of the seed's Table 10), and for every run a
 # paired verdict: does the image-by-image comparison favour HiResCAM, Grad-CAM, or neither?
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 results_dir = "results/default"  # the folder of one configuration's runs
 runs = "synthetic_resnet18"  # comma-separated run names, by default dataset_arch
 haas_scaling = "unit"  # attribution scaling whose HAAS enters the summary
@@ -68,7 +68,8 @@ for name in run_names:
         comparisons["HAAS"] = haas_comparison(haas["label"]["gradcam"], haas["ha_prediction"]["gradcam"],
                                               haas["ha_prediction"]["hirescam"], haas["prediction"]["gradcam"],
                                               **options)
-    rows.append({"run": name, "dataset": dataset, "arch": arch, "balanced_accuracy": report["balanced_accuracy"],
+    rows.append({"run": name, "dataset": dataset, "arch": arch, "options": run.get("dataset_options", ""),
+                 "balanced_accuracy": report["balanced_accuracy"],
                  "mean_auc": report["mean_auc"]}
                 | {f"{key}_{method}": comparisons[metric][f"mean_{which}"] if metric in comparisons else float("nan")
                    for metric, key in (("AOPC", "mean_aopc"), ("Max-Sensitivity", "mean_maxsens"), ("HAAS", "haas"))
@@ -124,7 +125,8 @@ thesis_directions = pd.Series({
 glue("summary_thesis_n_models", len(thesis), display=False)
 for metric, count in thesis_directions.items():
     glue(f"summary_thesis_{metric.lower().replace('-', '_')}_hirescam", count, display=False)
-both = pd.concat([ours.assign(source="ours"), thesis.assign(source="thesis")], ignore_index=True)
+both = pd.concat([ours.drop(columns="options").assign(source="ours"), thesis.assign(source="thesis")],
+                 ignore_index=True)
 glue("summary_side_by_side", both.round(3), display=False)
 both.round(3)
 
@@ -133,16 +135,17 @@ both.round(3)
 # worst HiResCAM HAAS among them, with the models' mean AUC, as in its Table 9.
 
 # %%
-looped = ours.groupby("dataset").filter(lambda group: len(group) > 1 and group["haas_hirescam"].notna().any())
+same_data = ["dataset", "arch", "options"]
+looped = ours.groupby(same_data).filter(lambda group: len(group) > 1 and group["haas_hirescam"].notna().any())
 if looped.empty:
     print("No data set has several runs in this configuration.")
 else:
     extremes = pd.concat([
-        looped.loc[looped.groupby("dataset")["haas_hirescam"].idxmax()].assign(case="max_haas"),
-        looped.loc[looped.groupby("dataset")["haas_hirescam"].idxmin()].assign(case="min_haas"),
-    ])[["dataset", "case", "run", "haas_hirescam", "mean_auc"]]
-    table9 = pd.concat([extremes.assign(source="ours"),
-                        reference_table("table9_haas_nonmedical").assign(source="thesis")], ignore_index=True)
+        looped.loc[looped.groupby(same_data)["haas_hirescam"].idxmax()].assign(case="max_haas"),
+        looped.loc[looped.groupby(same_data)["haas_hirescam"].idxmin()].assign(case="min_haas"),
+    ])[["dataset", "arch", "case", "run", "haas_hirescam", "mean_auc"]]
+    thesis9 = reference_table("table9_haas_nonmedical").rename(columns={"hirescam_haas": "haas_hirescam"})
+    table9 = pd.concat([extremes.assign(source="ours"), thesis9.assign(source="thesis")], ignore_index=True)
     glue("summary_table9", table9.round(3))
 
 # %% [markdown]

@@ -65,7 +65,7 @@ def test_pipeline_executes_every_notebook_and_writes_results(tiny_study):
         assert (run / name).exists(), name
     # the chapter title names its run
     train = nbformat.read(executed / "results/synthetic_vgg11_02_train.ipynb", as_version=4)
-    assert train.cells[0].source.startswith("# Training: synthetic / vgg11")
+    assert train.cells[0].source.startswith("# Training: synthetic_vgg11")
 
 
 @pytest.mark.slow

@@ -4,8 +4,15 @@ import pytest
 import torch
 
 from camfaith.pipeline import _fill_title, _parameter, publish
-from camfaith.study import (check_parameters, load_trained, parse_list, parse_options, reference_table,
-                            save_model_spec, sample_indices)
+from camfaith.study import (
+    check_parameters,
+    load_trained,
+    parse_list,
+    parse_options,
+    reference_table,
+    sample_indices,
+    save_model_spec,
+)
 
 
 def test_list_and_option_parameters():

@@ -7,7 +7,8 @@ Used by the Snakefile and the tests; also a command line::
 
 Parameter values on the command line are parsed as YAML scalars (``-p regions=4,8`` stays a string,
 ``-p seed=3`` becomes an int). The notebook's first heading may name parameters in braces
-(``# AOPC: {dataset} / {arch}``); they are filled in so that each executed chapter has its own title.
+(``# AOPC: {dataset} / {arch}``), or ``{run}``, the name of the ``run_dir`` folder; they are filled in so
+that each executed chapter has its own title.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def run_notebook(source: str | os.PathLike, output: str | os.PathLike, parameter
     parameters = dict(parameters or {})
     notebook = jupytext.read(source)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    _fill_title(notebook, parameters)
+    run = {"run": Path(str(parameters["run_dir"])).name} if "run_dir" in parameters else {}
+    _fill_title(notebook, parameters | run)
     with atomic_path(output) as tmp:
         executed = tmp.with_suffix(".ipynb")  # papermill wants the extension
         try:
