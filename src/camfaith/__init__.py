@@ -11,7 +11,7 @@ from camfaith.metrics import aopc, ha_images, haas, max_sensitivity, relevance_m
 from camfaith.models import ARCHITECTURES, build_model
 from camfaith.stats import compare_methods, paired_comparison
 from camfaith.theory import identity_residuals, table1
-from camfaith.train import TrainConfig, train
+from camfaith.train import TrainConfig
 
 __all__ = [
     "ARCHITECTURES",
@@ -33,5 +33,4 @@ __all__ = [
     "predict",
     "relevance_mass",
     "table1",
-    "train",
 ]
