@@ -5,8 +5,8 @@ gradients ``dS/dA`` of the class score. Grad-CAM weights each feature map by its
 gradient (seed eq. 3-4); HiResCAM multiplies activations and gradients element-wise (seed eq. 5).
 Computing both from one pass costs what one of them costs.
 
-The backward pass stops at the target layer: its output is re-entered into the graph as a leaf, so
-the gradient flows through the head only. This works with frozen backbones and never touches the
+The backward pass stops at the target layer: the layers before it record no graph, and its output
+is re-entered into the graph as a leaf, so the gradient flows through the head only. This works with frozen backbones and never touches the
 parameters' ``.grad``.
 """
 
@@ -37,10 +37,15 @@ def activations_and_gradients(
     def keep_as_leaf(module, inputs, output):
         if not isinstance(output, torch.Tensor):
             raise ValueError(f"the target layer {type(module).__name__} must return a single tensor")
+        torch.set_grad_enabled(True)
         leaf = output.detach().requires_grad_(True)
         captured["activations"] = leaf
         return leaf.clone()  # later in-place layers (ReLU(inplace=True)) must not modify the leaf
 
+    def record_no_graph(module, inputs):  # layers before the target: the gradient starts at the target
+        torch.set_grad_enabled(False)
+
+    no_graph = model.register_forward_pre_hook(record_no_graph)
     handle = target_layer.register_forward_hook(keep_as_leaf)
     try:
         with torch.enable_grad():
@@ -64,6 +69,7 @@ def activations_and_gradients(
             (gradients,) = torch.autograd.grad(scores, activations)
     finally:
         handle.remove()
+        no_graph.remove()
     return activations.detach(), gradients, logits.detach(), targets
 
 
