@@ -92,7 +92,7 @@ def test_book_builds_without_warnings_from_the_executed_notebooks(tiny_study, tm
     executed = nbformat.read(tiny_study / "results/tiny/notebooks/summary.ipynb", as_version=4)
     glued = {o["metadata"]["scrapbook"]["name"]: o["data"] for c in executed.cells if c.cell_type == "code"
              for o in c.get("outputs", []) if "scrapbook" in o.get("metadata", {})}
-    assert glued["summary_n_runs"]["text/plain"] == "1"
+    assert glued["summary_n_runs"]["application/papermill.record/text/plain"] == "1"
     assert "prop-hirescam-flatten" in theory and "mathjax" in theory.lower()
     assert "summary_n_runs" not in summary and "{glue" not in summary  # every glue reference resolved
     assert "https://cdn" not in theory
