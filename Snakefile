@@ -9,9 +9,9 @@ from pathlib import Path
 
 configfile: "configs/default.yaml"
 
-ROOT = Path(workflow.basedir)
-# One BLAS/OpenMP thread per job: --cores N then runs N notebooks side by side without oversubscription.
-shell.prefix("export OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}; ")  # notebooks are read from here; results go to the working directory
+ROOT = Path(workflow.basedir)  # notebooks are read from here; results go to the working directory
+# One BLAS/OpenMP thread per notebook: --cores N runs N notebooks side by side without oversubscription.
+shell.prefix("export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1; ")
 
 NAME = config["name"]
 OUT = f"results/{NAME}"
