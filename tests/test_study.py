@@ -77,6 +77,7 @@ def test_titles_are_filled_and_publishing_replaces_the_folder(tmp_path):
     executed, book = tmp_path / "executed", tmp_path / "book"
     executed.mkdir()
     (executed / "a.ipynb").write_text("{}")
+    (executed / ".a.ipynb.x1y2.ipynb").write_text("{}")  # left by a killed run
     book.mkdir()
     (book / "stale.ipynb").write_text("{}")
     publish(executed, book)

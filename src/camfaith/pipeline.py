@@ -68,13 +68,16 @@ def run_notebook(source: str | os.PathLike, output: str | os.PathLike, parameter
 
 
 def publish(executed: str | os.PathLike, book_folder: str | os.PathLike) -> Path:
-    """Make ``book_folder`` an exact copy of the folder of executed notebooks (the book's input)."""
+    """Make ``book_folder`` a copy of the folder of executed notebooks (the book's input).
+
+    Hidden files, such as the temporary file of a notebook whose run was killed, are left out.
+    """
     executed, book_folder = Path(executed), Path(book_folder)
     if not executed.is_dir():
         raise FileNotFoundError(f"no executed notebooks in {executed}: run the pipeline first (make results)")
     staging = book_folder.with_name(book_folder.name + ".staging")
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(executed, staging)
+    shutil.copytree(executed, staging, ignore=shutil.ignore_patterns(".*"))
     shutil.rmtree(book_folder, ignore_errors=True)
     os.replace(staging, book_folder)
     return book_folder
