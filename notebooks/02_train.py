@@ -21,7 +21,7 @@
 
 # %% tags=["parameters", "remove-cell"]
 dataset = "synthetic"  # a name of camfaith.data.DATASETS
-arch = "resnet18"  # a name of camfaith.models.ARCHITECTURES
+arch = "vgg11"  # a name of camfaith.models.ARCHITECTURES
 input_size = 32  # pixels
 small_input = True  # remove early downsampling so the target map stays at least 7x7
 stages = 3  # convolutional stages kept (ResNet layer1-4, VGG blocks 1-5); 0 keeps all
@@ -29,7 +29,7 @@ variant = "intact"  # intact, or thesis for the stripping of seed section 4.2
 weights = ""  # torchvision weights name such as IMAGENET1K_V1; empty for random initialisation
 dataset_options = ""  # extra loader options, see camfaith.study.parse_options
 data_root = ""  # empty: read $CAMFAITH_DATA, default ./data
-run_dir = "results/scratch/synthetic_resnet18"  # checkpoints, history and reports go here
+run_dir = "results/scratch/synthetic_vgg11"  # checkpoints, history and reports go here
 device = "auto"  # auto, cpu or cuda
 seed = 0
 epochs = 6

@@ -20,11 +20,11 @@
 
 # %% tags=["parameters", "remove-cell"]
 dataset = "synthetic"
-arch = "resnet18"
+arch = "vgg11"
 input_size = 32
 data_root = ""
 dataset_options = ""
-run_dir = "results/scratch/synthetic_resnet18"
+run_dir = "results/scratch/synthetic_vgg11"
 device = "auto"
 seed = 0
 n_images = 6  # images shown

@@ -20,7 +20,7 @@
 
 # %% tags=["parameters", "remove-cell"]
 results_dir = "results/default"  # the folder of one configuration's runs
-runs = "synthetic_resnet18"  # comma-separated run names, by default dataset_arch
+runs = "synthetic_vgg11"  # comma-separated run names, by default dataset_arch
 haas_scaling = "unit"  # attribution scaling whose HAAS enters the summary
 n_resamples = 2000  # bootstrap resamples
 seed = 0

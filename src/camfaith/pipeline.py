@@ -2,7 +2,7 @@
 
 Used by the Snakefile and the tests; also a command line::
 
-    python -m camfaith.pipeline run notebooks/03_aopc.py out.ipynb -p dataset=synthetic -p arch=resnet18
+    python -m camfaith.pipeline run notebooks/03_aopc.py out.ipynb -p run_dir=runs/mine -p regions=4,8
     python -m camfaith.pipeline publish results/default/notebooks book/generated
 
 Parameter values on the command line are parsed as YAML scalars (``-p regions=4,8`` stays a string,
