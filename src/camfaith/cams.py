@@ -6,8 +6,8 @@ gradient (seed eq. 3-4); HiResCAM multiplies activations and gradients element-w
 Computing both from one pass costs what one of them costs.
 
 The backward pass stops at the target layer: the layers before it record no graph, and its output
-is re-entered into the graph as a leaf, so the gradient flows through the head only. This works with frozen backbones and never touches the
-parameters' ``.grad``.
+is re-entered into the graph as a leaf, so the gradient flows through the head only. This works
+with frozen backbones and never touches the parameters' ``.grad``.
 """
 
 from __future__ import annotations
