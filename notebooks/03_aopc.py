@@ -43,15 +43,14 @@ from camfaith import aopc
 from camfaith.cams import METHODS
 from camfaith.plots import METHOD_LABELS, metric_by_setting, morf_curves
 from camfaith.stats import compare_methods
-from camfaith.study import check_parameters, explain, load_splits, load_trained, parse_list, save_results, sample_test
+from camfaith.study import check_parameters, explain, open_run, parse_list, save_results
 
 check_parameters(dataset, arch, input_size=input_size, n_images=n_images, chunk_size=chunk_size)
 region_list = parse_list(regions, int)
 if isinstance(perturbation, str) and perturbation not in ("uniform", "image_range"):
     perturbation = float(perturbation)
-model, target_layer, spec = load_trained(run_dir, None if device == "auto" else device)
-splits = load_splits(dataset, input_size, seed, data_root, dataset_options, augment=False)
-images, labels, ids = sample_test(splits, n_images, seed, next(model.parameters()).device)
+model, target_layer, splits, images, labels, ids = open_run(run_dir, dataset, input_size, seed, n_images, data_root,
+                                                            dataset_options, device)
 maps = explain(model, target_layer, images)
 
 # %% [markdown]

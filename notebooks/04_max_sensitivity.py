@@ -43,7 +43,7 @@ from camfaith import explainer, max_sensitivity
 from camfaith.cams import METHODS
 from camfaith.plots import METHOD_LABELS, metric_by_setting
 from camfaith.stats import compare_methods
-from camfaith.study import check_parameters, explain, load_splits, load_trained, parse_list, save_results, sample_test
+from camfaith.study import check_parameters, explain, open_run, parse_list, save_results
 
 check_parameters(dataset, arch, input_size=input_size, n_images=n_images, chunk_size=chunk_size)
 radius_list, sample_list = parse_list(radii, float), parse_list(samples, int)
@@ -51,9 +51,8 @@ if len(radius_list) != len(sample_list):
     raise ValueError(f"radii and samples need the same length, got {radii!r} and {samples!r}")
 if min(radius_list) <= 0 or min(sample_list) < 1:
     raise ValueError("radii must be positive and samples at least 1")
-model, target_layer, spec = load_trained(run_dir, None if device == "auto" else device)
-splits = load_splits(dataset, input_size, seed, data_root, dataset_options, augment=False)
-images, labels, ids = sample_test(splits, n_images, seed, next(model.parameters()).device)
+model, target_layer, splits, images, labels, ids = open_run(run_dir, dataset, input_size, seed, n_images, data_root,
+                                                            dataset_options, device)
 targets = explain(model, target_layer, images)["targets"]
 
 # %% [markdown]

@@ -42,15 +42,14 @@ from camfaith import cams, haas
 from camfaith.cams import METHODS
 from camfaith.metrics import ATTRIBUTION_SCALINGS, ha_attribution, ha_images
 from camfaith.plots import METHOD_LABELS, image_rows
-from camfaith.study import check_choice, check_parameters, load_splits, load_trained, save_results, sample_test
+from camfaith.study import check_choice, check_parameters, open_run, save_results
 
 check_parameters(dataset, arch, input_size=input_size, n_images=n_images, n_examples=n_examples)
 scaling_list = [s.strip() for s in scalings.split(",") if s.strip()]
 for scaling in scaling_list:
     check_choice("scaling", scaling, ATTRIBUTION_SCALINGS)
-model, target_layer, spec = load_trained(run_dir, None if device == "auto" else device)
-splits = load_splits(dataset, input_size, seed, data_root, dataset_options, augment=False)
-images, labels, ids = sample_test(splits, n_images, seed, next(model.parameters()).device)
+model, target_layer, splits, images, labels, ids = open_run(run_dir, dataset, input_size, seed, n_images, data_root,
+                                                            dataset_options, device)
 
 # %% [markdown]
 # The maps explain the predicted class. The signed scaling needs the raw maps at the target layer,

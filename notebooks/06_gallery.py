@@ -40,12 +40,11 @@ from camfaith.metrics import relevance_mass
 from camfaith.cams import METHODS
 from camfaith.plots import map_gallery
 from camfaith.stats import compare_methods
-from camfaith.study import check_parameters, explain, load_splits, load_trained, save_results, sample_indices, sample_test
+from camfaith.study import check_parameters, explain, open_run, sample_indices, sample_test, save_results
 
 check_parameters(dataset, arch, input_size=input_size, n_images=n_images, n_localisation=n_localisation)
-model, target_layer, spec = load_trained(run_dir, None if device == "auto" else device)
-splits = load_splits(dataset, input_size, seed, data_root, dataset_options, augment=False)
-images, labels, ids = sample_test(splits, n_images, seed, next(model.parameters()).device)
+model, target_layer, splits, images, labels, ids = open_run(run_dir, dataset, input_size, seed, n_images, data_root,
+                                                            dataset_options, device)
 maps = explain(model, target_layer, images)
 titles = [f"{splits.classes[int(y)]} → {splits.classes[int(p)]}" for y, p in zip(labels, maps["targets"])]
 fig = map_gallery(images, {m: maps[m] for m in METHODS}, titles)

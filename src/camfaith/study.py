@@ -105,6 +105,18 @@ def sample_test(splits, n_images: int, seed: int, device=None):
     return images, labels, [str(item[2]) for item in items]
 
 
+def open_run(run_dir, dataset: str, input_size: int, seed: int, n_images: int, data_root: str = "",
+             dataset_options: str = "", device: str = "auto"):
+    """What every metric chapter starts from: the run's trained model and a seeded test sample.
+
+    Returns ``(model, target_layer, splits, images, labels, ids)``, the images on the model's device.
+    """
+    model, target_layer, _ = load_trained(run_dir, None if device == "auto" else device)
+    splits = load_splits(dataset, input_size, seed, data_root, dataset_options, augment=False)
+    images, labels, ids = sample_test(splits, n_images, seed, next(model.parameters()).device)
+    return model, target_layer, splits, images, labels, ids
+
+
 def explain(model, target_layer, images: torch.Tensor, batch_size: int = 32) -> dict[str, torch.Tensor]:
     """Grad-CAM and HiResCAM maps (post-processed, input size) and the explained classes, in batches."""
     parts = [cams(model, target_layer, images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
