@@ -81,3 +81,5 @@ def test_explainer_and_bad_targets():
         cams(model, target, images, targets=torch.tensor([0, 9]))
     with pytest.raises(ValueError, match="shape"):
         cams(model, target, images[0])
+    with pytest.raises(ValueError, match="cannot process images of shape"):
+        cams(model, target, images[:, :2])  # two channels instead of three

@@ -49,7 +49,13 @@ def activations_and_gradients(
     handle = target_layer.register_forward_hook(keep_as_leaf)
     try:
         with torch.enable_grad():
-            logits = model(images)
+            try:
+                logits = model(images)
+            except RuntimeError as error:
+                raise ValueError(
+                    f"the model cannot process images of shape {tuple(images.shape)} on {images.device} "
+                    f"({str(error).splitlines()[0]}); check the channels, the input size and the device"
+                ) from error
             if "activations" not in captured:
                 raise ValueError("the target layer was not called during the forward pass; is it part of the model?")
             activations = captured["activations"]
