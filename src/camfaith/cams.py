@@ -2,7 +2,7 @@
 
 Both maps are built from the same two tensors at the target layer: the activations ``A`` and the
 gradients ``dS/dA`` of the class score. Grad-CAM weights each feature map by its spatially averaged
-gradient (seed eq. 3-4); HiResCAM multiplies activations and gradients element-wise (seed eq. 5).
+gradient (Lamprou 2023, eq. 3-4); HiResCAM multiplies activations and gradients element-wise (eq. 5).
 Computing both from one pass costs what one of them costs.
 
 The backward pass stops at the target layer: the layers before it record no graph, and its output
@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from camfaith.device import evaluating
+
 METHODS = ("gradcam", "hirescam")
 
 
@@ -29,6 +31,8 @@ def activations_and_gradients(
     Returns ``(activations, gradients, logits, targets)``: activations and gradients of the class
     score ``s^m`` (the raw logit, before softmax) at ``target_layer``, shape ``(N, F, D1, D2)``; the
     logits ``(N, M)``; and the explained classes ``(N,)`` (the predicted ones when ``targets`` is None).
+    The pass runs in eval mode (each image's map must not depend on the others of the batch) and
+    leaves every module in the mode it found it.
     """
     if images.ndim != 4:
         raise ValueError(f"images must be a batch of shape (N, C, H, W), got shape {tuple(images.shape)}")
@@ -48,7 +52,7 @@ def activations_and_gradients(
     no_graph = model.register_forward_pre_hook(record_no_graph)
     handle = target_layer.register_forward_hook(keep_as_leaf)
     try:
-        with torch.enable_grad():
+        with evaluating(model), torch.enable_grad():
             try:
                 logits = model(images)
             except RuntimeError as error:
@@ -82,8 +86,8 @@ def activations_and_gradients(
 def raw_maps(activations: torch.Tensor, gradients: torch.Tensor) -> dict[str, torch.Tensor]:
     """Signed Grad-CAM and HiResCAM maps at the target layer's resolution, before the ReLU.
 
-    Grad-CAM: ``sum_f mean_ij(dS/dA^f_ij) A^f`` (seed eq. 3-4); HiResCAM: ``sum_f dS/dA^f * A^f``
-    (seed eq. 5).
+    Grad-CAM: ``sum_f mean_ij(dS/dA^f_ij) A^f`` (Lamprou 2023, eq. 3-4); HiResCAM:
+    ``sum_f dS/dA^f * A^f`` (eq. 5).
     """
     weights = gradients.mean(dim=(2, 3), keepdim=True)
     return {
@@ -124,7 +128,7 @@ def cams(
     images : ``(N, C, H, W)`` on the model's device.
     targets : classes to explain, ``(N,)``; the predicted classes when None.
     raw : if True, return the signed maps at the target layer's resolution ``(N, D1, D2)`` with no
-        ReLU and no scaling (the quantities of seed eq. 3 and 5 before the ReLU); else maps
+        ReLU and no scaling (the quantities of eq. 3 and 5 of Lamprou 2023, before the ReLU); else maps
         ``(N, H, W)`` in [0, 1] post-processed as pytorch-grad-cam does.
 
     Returns
@@ -139,10 +143,35 @@ def cams(
     return maps
 
 
+def explain(
+    model: nn.Module, target_layer: nn.Module, images: torch.Tensor, batch_size: int = 32, raw: bool = False
+) -> dict[str, torch.Tensor]:
+    """:func:`cams` of many images, ``batch_size`` at a time (the batch bounds the memory).
+
+    Returns the post-processed maps (keys of :data:`METHODS`) and the explained classes
+    (``"targets"``); with ``raw=True`` also the signed maps at the target layer's resolution
+    (``"raw_gradcam"``, ``"raw_hirescam"``), taken from the same passes.
+    """
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if len(images) == 0:
+        raise ValueError("no images to explain: images has length 0")
+    parts = []
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size]
+        activations, gradients, _, targets = activations_and_gradients(model, target_layer, batch)
+        signed = raw_maps(activations, gradients)
+        part = {name: postprocess(m, batch.shape[-2:]) for name, m in signed.items()} | {"targets": targets}
+        if raw:
+            part |= {f"raw_{name}": m for name, m in signed.items()}
+        parts.append(part)
+    return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+
+
 def explainer(model: nn.Module, target_layer: nn.Module, method: str, raw: bool = False) -> Callable:
     """An explanation function ``explain(images, targets) -> maps (N, H, W)`` for one method.
 
-    This is the form :func:`camfaith.max_sensitivity` takes (seed eq. 8, the explanation method Phi).
+    This is the form :func:`camfaith.max_sensitivity` takes (eq. 8 of Lamprou 2023, the explanation method Phi).
     """
     if method not in METHODS:
         raise ValueError(f"unknown CAM method {method!r}; choose one of {', '.join(METHODS)}")

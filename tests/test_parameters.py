@@ -1,0 +1,30 @@
+"""Parameters of the notebooks and configurations: parsing and checks with messages that name the fix."""
+
+import pytest
+
+from camfaith.parameters import check_choice, check_positive_integers, parse_list, parse_options
+
+
+def test_list_and_option_parameters():
+    assert parse_list("4, 8,14", int) == [4, 8, 14]
+    assert parse_list(0.5) == [0.5]
+    assert parse_list(" Normal , COVID", str) == ["Normal", "COVID"]
+    assert parse_list("", str, allow_empty=True) == []
+    with pytest.raises(ValueError, match="at least one value"):
+        parse_list(" , ", str)
+    with pytest.raises(ValueError, match="comma-separated list of int"):
+        parse_list("4,eight", int)
+    assert parse_options("n_train=600, variant=colour") == {"n_train": 600, "variant": "colour"}
+    assert parse_options("") == {} and parse_options(None) == {}
+    with pytest.raises(ValueError, match="name=value"):
+        parse_options("n_train")
+
+
+def test_checks_name_the_parameter_and_the_choices():
+    check_choice("dataset", "synthetic", ("synthetic", "crc"))
+    with pytest.raises(ValueError, match="dataset='mnist' is not known; choose one of: synthetic, crc"):
+        check_choice("dataset", "mnist", ("synthetic", "crc"))
+    check_positive_integers(n_images=3, chunk_size=1)
+    for bad in (True, 0, -2, 2.0, "3"):
+        with pytest.raises(ValueError, match="n_images must be a positive integer"):
+            check_positive_integers(n_images=bad)
