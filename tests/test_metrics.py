@@ -427,7 +427,7 @@ def test_sensitivity_rejects_bad_parameters(kwargs, message):
 
 
 def test_ha_images_reproduce_the_worked_example_and_clip():
-    # seed section 2.2.3: x = +-1/2 under a = +-1/2, then two pixels pushed past +-1
+    # section 2.2.3 of Lamprou (2023): x = +-1/2 under a = +-1/2, then two pixels pushed past +-1
     images = torch.tensor([0.5, -0.5, 0.5, -0.5, 0.8, -0.8]).view(1, 1, 1, 6)
     attribution = torch.tensor([0.5, 0.5, -0.5, -0.5, 0.5, 1.0]).view(1, 1, 6)
     expected = torch.tensor([0.75, -0.75, 0.25, -0.25, 1.0, -1.0]).view(1, 1, 1, 6)

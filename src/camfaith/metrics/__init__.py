@@ -1,0 +1,45 @@
+"""The evaluation metrics of Lamprou (2023, section 2.2), one module per metric.
+
+Each metric is a pure function of a model (or an explanation function), a batch of images and
+attribution maps. It returns per-image scores, and curves where the metric has one, as tensors on
+the device of the model (AOPC, HAAS) or of the images (Max-Sensitivity). Aggregation over a test
+set and plotting live elsewhere.
+
+Score directions, also stored as the function attribute ``higher_is_better``:
+
+- :func:`aopc` (Samek et al. 2017, eq. 6-7 of Lamprou 2023; :mod:`~camfaith.metrics.aopc`):
+  higher is better.
+- :func:`max_sensitivity` (Yeh et al. 2019, eq. 8 of Lamprou 2023;
+  :mod:`~camfaith.metrics.max_sensitivity`): lower is better.
+- :func:`haas` (Lee et al. 2022, eq. 9-10 of Lamprou 2023; :mod:`~camfaith.metrics.haas`): higher
+  is better; above 1 the attribution helps the model.
+- :func:`relevance_mass` (Arras et al. 2022; :mod:`~camfaith.metrics.localisation`), for data with
+  ground-truth masks: higher is better.
+
+Randomness (the noise of AOPC and of Max-Sensitivity) comes from an explicit ``torch.Generator``.
+It may live on the device of the images, or on the CPU: a CPU generator's draws are made on the
+CPU and moved to the device once per block, which gives the same noise on every device. With
+``generator=None`` the global RNG of the device is used and results depend on its state.
+"""
+
+from camfaith.metrics.aopc import PERTURBATIONS, AOPCResult, aopc, cell_partition, pool_regions
+from camfaith.metrics.haas import ATTRIBUTION_SCALINGS, HAASResult, ha_attribution, ha_images, haas, haas_ratio
+from camfaith.metrics.localisation import relevance_mass
+from camfaith.metrics.max_sensitivity import MaxSensitivityResult, max_sensitivity
+
+__all__ = [
+    "ATTRIBUTION_SCALINGS",
+    "PERTURBATIONS",
+    "AOPCResult",
+    "HAASResult",
+    "MaxSensitivityResult",
+    "aopc",
+    "cell_partition",
+    "ha_attribution",
+    "ha_images",
+    "haas",
+    "haas_ratio",
+    "max_sensitivity",
+    "pool_regions",
+    "relevance_mass",
+]
