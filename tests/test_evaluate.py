@@ -1,16 +1,14 @@
 """Evaluation: Table 4's scores on cases worked out by hand, prediction order, atomic report files."""
 
-import json
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from camfaith.evaluate import classification_report, predict, predict_logits, save_report
+from camfaith.evaluate import classification_report, predict, predict_logits
 
 
 def _one_hot(predicted, num_classes):
@@ -139,21 +137,3 @@ def test_predict_keeps_order_and_mode_and_matches_the_model():
     assert torch.allclose(torch.softmax(logits, 1), probabilities, atol=1e-6)
     with pytest.raises(TypeError, match="Dataset or DataLoader"):
         predict(model, images)
-
-
-def test_save_report_writes_json_and_confusion_csv(tmp_path):
-    labels = torch.tensor([0, 0, 1])
-    report = classification_report(torch.tensor([[0.9, 0.1], [0.3, 0.7], [0.2, 0.8]]), labels, ["x", "y"])
-    report_path, confusion_path = save_report(report, tmp_path / "test")
-    assert sorted(p.name for p in (tmp_path / "test").iterdir()) == ["confusion_matrix.csv", "report.json"]
-    saved = json.loads(report_path.read_text())
-    assert saved["balanced_accuracy"] == pytest.approx(report["balanced_accuracy"])
-    confusion = pd.read_csv(confusion_path)
-    assert list(confusion.columns) == ["true", "x", "y"]
-    assert confusion[["x", "y"]].to_numpy().tolist() == [[1, 1], [0, 1]]
-
-    single = classification_report(torch.tensor([[0.9, 0.1]]), torch.tensor([0]), ["x", "y"])
-    report_path, _ = save_report(single, tmp_path / "single")
-    assert json.loads(report_path.read_text())["mean_auc"] is None  # NaN written as null, valid JSON
-    with pytest.raises(ValueError, match="not a classification report"):
-        save_report({"balanced_accuracy": 1.0}, tmp_path / "bad")

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 import camfaith.train as training
+import camfaith.train.loop as loop
 from camfaith.data.base import DatasetSplits
 from camfaith.data.synthetic import synthetic
 from camfaith.train import (
@@ -26,6 +27,7 @@ from camfaith.train import (
     parse_trainable_layers,
     set_train_mode,
     train,
+    weights_fingerprint,
 )
 
 # ---------------------------------------------------------------------------------------------------
@@ -352,7 +354,7 @@ def _scripted_validation(monkeypatch, losses, recalls):
         loss, recall = next(script)
         return {"val_loss": loss, "val_balanced_accuracy": recall, "val_monitored_recall": recall}
 
-    monkeypatch.setattr(training, "_validate", validate)
+    monkeypatch.setattr(loop, "_validate", validate)
 
 
 def test_training_stops_early_and_restores_the_best_epoch(tmp_path, tiny_splits, monkeypatch):
@@ -424,7 +426,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, tiny_splits):
     repeat = train(resumed, tiny_splits, config, tmp_path / "resumed", device="cpu", progress=False)
     assert repeat.resumed_from_epoch == 4 and _same_weights(resumed, uninterrupted)
     saved_setup = json.loads((tmp_path / "resumed" / "config.json").read_text())
-    assert saved_setup["model"]["initial_weights_sha256"] == training._weights_fingerprint(tiny_model())
+    assert saved_setup["model"]["initial_weights_sha256"] == weights_fingerprint(tiny_model())
 
 
 def test_another_config_in_the_same_folder_is_refused(tmp_path, tiny_splits):

@@ -1,4 +1,4 @@
-"""Test-set evaluation: the classification scores of the seed's Table 4.
+"""Test-set evaluation: the classification scores of Table 4 of Lamprou (2023).
 
 :func:`predict` runs a model over a data set; :func:`classification_report` turns its probabilities
 into balanced accuracy, weighted precision / recall / F1, mean one-vs-rest AUC and the confusion
@@ -8,8 +8,6 @@ matrix; :func:`save_report` writes them atomically.
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,18 +17,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from camfaith.io import save_csv, save_json
+from camfaith.device import evaluating, resolve_device
+from camfaith.parameters import check_positive_integers
 
-REPORT_FILE = "report.json"
-CONFUSION_FILE = "confusion_matrix.csv"
 SUMMARY_KEYS = ("balanced_accuracy", "precision_weighted", "recall_weighted", "f1_weighted", "mean_auc")
-
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` if given, else CUDA when available, else the CPU."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _as_loader(data: Dataset | DataLoader, batch_size: int, num_workers: int) -> DataLoader:
@@ -38,8 +28,7 @@ def _as_loader(data: Dataset | DataLoader, batch_size: int, num_workers: int) ->
         return data
     if not isinstance(data, Dataset):
         raise TypeError(f"expected a torch Dataset or DataLoader, got {type(data).__name__}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_positive_integers(batch_size=batch_size)
     return DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
 
 
@@ -54,7 +43,7 @@ def predict_logits(
     """Class scores of ``model`` on every item of ``data``, in the data's order.
 
     ``data`` yields ``(image, label, id)`` items (or batches of them, for a ``DataLoader``). The model
-    runs in eval mode and is put back into its previous mode afterwards.
+    runs in eval mode and every module is put back into its previous mode afterwards.
 
     Returns
     -------
@@ -64,18 +53,12 @@ def predict_logits(
     """
     device = resolve_device(device)
     loader = _as_loader(data, batch_size, num_workers)
-    was_training = model.training
-    model.eval()
     logits, labels, ids = [], [], []
-    try:
-        with torch.inference_mode():
-            for images, batch_labels, batch_ids in tqdm(loader, desc="predict", leave=False,
-                                                        disable=not progress):
-                logits.append(model(images.to(device)).float().cpu())
-                labels.append(torch.as_tensor(batch_labels, dtype=torch.long))
-                ids.extend(batch_ids)
-    finally:
-        model.train(was_training)
+    with evaluating(model), torch.inference_mode():
+        for images, batch_labels, batch_ids in tqdm(loader, desc="predict", leave=False, disable=not progress):
+            logits.append(model(images.to(device)).float().cpu())
+            labels.append(torch.as_tensor(batch_labels, dtype=torch.long))
+            ids.extend(batch_ids)
     if not logits:
         raise ValueError("the data set is empty: nothing to predict")
     return torch.cat(logits), torch.cat(labels), ids
@@ -127,12 +110,17 @@ def per_class_recall(confusion: np.ndarray) -> np.ndarray:
         return np.where(support > 0, np.diag(confusion) / np.maximum(support, 1), np.nan)
 
 
+def _by_name(class_names: list[str], values: np.ndarray) -> dict:
+    """Per-class values keyed by class name, ``None`` where undefined (NaN)."""
+    return {name: (None if np.isnan(value) else float(value)) for name, value in zip(class_names, values)}
+
+
 def classification_report(
     probabilities: torch.Tensor | np.ndarray,
     labels: torch.Tensor | np.ndarray,
     class_names: list[str],
 ) -> dict:
-    """Test-set scores as in the seed's Table 4.
+    """Test-set scores as in Table 4 of Lamprou (2023).
 
     Parameters
     ----------
@@ -172,18 +160,14 @@ def classification_report(
         for c in np.flatnonzero(present):
             auc[c] = roc_auc_score(truth == c, scores[:, c])
     mean_auc = float(np.nanmean(auc)) if np.isfinite(auc).any() else math.nan
-
-    def by_name(values):
-        return {name: (None if np.isnan(value) else float(value)) for name, value in zip(class_names, values)}
-
     return {
         "balanced_accuracy": float(np.nanmean(recall)),
         "precision_weighted": float(precision_w),
         "recall_weighted": float(recall_w),
         "f1_weighted": float(f1_w),
         "mean_auc": mean_auc,
-        "recall": by_name(recall),
-        "auc": by_name(auc),
+        "recall": _by_name(class_names, recall),
+        "auc": _by_name(class_names, auc),
         "support": {name: int(count) for name, count in zip(class_names, confusion.sum(axis=1))},
         "confusion_matrix": confusion.tolist(),
         "class_names": list(class_names),
@@ -197,28 +181,3 @@ def confusion_frame(report: dict) -> pd.DataFrame:
     frame = pd.DataFrame(report["confusion_matrix"], columns=names)
     frame.insert(0, "true", names)
     return frame
-
-
-def _json_safe(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(item) for item in value]
-    return value
-
-
-def save_report(report: dict, out_dir: str | os.PathLike) -> tuple[Path, Path]:
-    """Write ``report.json`` (NaN written as ``null``) and ``confusion_matrix.csv``, each atomically.
-
-    Returns the two paths.
-    """
-    missing = [key for key in (*SUMMARY_KEYS, "confusion_matrix", "class_names") if key not in report]
-    if missing:
-        raise ValueError(f"not a classification report (missing {', '.join(missing)}); "
-                         "build it with classification_report()")
-    out_dir = Path(out_dir)
-    report_path = save_json(_json_safe(report), out_dir / REPORT_FILE)
-    confusion_path = save_csv(confusion_frame(report), out_dir / CONFUSION_FILE)
-    return report_path, confusion_path
