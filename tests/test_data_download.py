@@ -1,8 +1,10 @@
-"""Downloads against a local HTTP server on 127.0.0.1 (never the network)."""
+"""Downloads and the command line against a local HTTP server on 127.0.0.1 (never the network)."""
 
 import hashlib
 import http.server
 import io
+import subprocess
+import sys
 import tarfile
 import threading
 import zipfile
@@ -10,6 +12,9 @@ import zipfile
 import pytest
 
 from camfaith.data.download import (
+    CATALOGUE,
+    MANUAL_DATASETS,
+    MEDMNIST_MD5,
     ChecksumError,
     DownloadError,
     ManualDownloadRequired,
@@ -23,6 +28,8 @@ from camfaith.data.download import (
     medmnist_file,
     require_manual_download,
 )
+from camfaith.data.download import catalogue as catalogue_module
+from camfaith.data.download.__main__ import main
 
 PAYLOAD = bytes(range(256)) * 40  # 10,240 bytes
 
@@ -220,3 +227,67 @@ def test_instructions_and_remote_files():
         download_dataset("mnist")
     with pytest.raises(ValueError, match="no instructions"):
         instructions("mnist")
+
+
+def test_help_lists_every_dataset_with_its_size_licence_and_layout(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    assert "python -m camfaith.data.download" in text and "--root DIR" in text and "--list" in text
+    for name, info in CATALOGUE.items():
+        assert f"{name}: {info.title}" in text
+        assert all(line in text for line in info.layout)
+        assert info.size is None or info.size in text
+        assert info.licence is None or info.licence in text
+    assert "11.7 GB" in text and "CC BY-NC 4.0" in text and "manual download" in text
+
+
+def test_list_prints_the_catalogue(capsys):
+    assert main(["--list"]) == 0
+    text = capsys.readouterr().out
+    assert all(f"{name}: " in text for name in CATALOGUE)
+    assert "covid19_radiography/COVID-19_Radiography_Dataset/<class>/images/*.png" in text
+
+
+@pytest.mark.parametrize("name", MANUAL_DATASETS)
+def test_manual_dataset_prints_the_steps_and_exits_with_status_2(name, tmp_path, capsys):
+    assert main([name, "--root", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert "cannot be downloaded automatically" in captured.err and "https://" in captured.err
+    assert str(tmp_path / CATALOGUE[name].folder) in captured.err
+    assert not list(tmp_path.iterdir())  # nothing was created
+
+
+def test_manual_dataset_from_the_shell_has_no_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "camfaith.data.download", "ham10000", "--root", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "10.7910/DVN/DBW86T" in result.stderr
+
+
+def test_unknown_or_missing_name_is_a_usage_error_listing_the_names(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["mnist"])
+    assert exited.value.code == 2
+    message = capsys.readouterr().err
+    assert "unknown dataset 'mnist'" in message and all(name in message for name in CATALOGUE)
+    with pytest.raises(SystemExit) as exited:
+        main([])
+    assert exited.value.code == 2 and "--list" in capsys.readouterr().err
+    assert main(["synthetic"]) == 0 and "no download" in capsys.readouterr().out
+
+
+def test_command_line_downloads_into_the_data_root(server, tmp_path, monkeypatch, capsys):
+    server.files["/pathmnist.npz"] = PAYLOAD
+    monkeypatch.setattr(catalogue_module, "ZENODO_MEDMNIST", server.url)
+    monkeypatch.setitem(MEDMNIST_MD5, ("pathmnist", 28), MD5)
+    assert main(["pathmnist", "--root", str(tmp_path)]) == 0
+    assert (tmp_path / "pathmnist" / "pathmnist.npz").read_bytes() == PAYLOAD
+    assert f"ready at {tmp_path / 'pathmnist' / 'pathmnist.npz'}" in capsys.readouterr().out
+
+
+def test_command_line_reports_a_failed_transfer_without_a_traceback(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(catalogue_module, "ZENODO_MEDMNIST", "http://127.0.0.1:9")
+    assert main(["dermamnist", "--root", str(tmp_path)]) == 1
+    assert "cannot reach" in capsys.readouterr().err

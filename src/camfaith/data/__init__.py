@@ -3,7 +3,7 @@
 ``load_dataset(name, ...)`` is the single entry point used by the pipeline and the notebooks:
 
 ======================  =====================================================================
-name                    data (seed section 4.1 and Tables 2, 8, 9)
+name                    data (Lamprou 2023, section 4.1 and Tables 2, 8, 9)
 ======================  =====================================================================
 ``crc``                 NCT-CRC-HE-100K (train/val 80/20) and CRC-VAL-HE-7K (test)
 ``covid19``             COVID-19 Radiography Database, 80/10/10 stratified
@@ -17,6 +17,9 @@ name                    data (seed section 4.1 and Tables 2, 8, 9)
 ``imagenette``          Imagenette (HAAS study)
 ``synthetic``           generated shapes with ground-truth masks (:mod:`camfaith.data.synthetic`)
 ======================  =====================================================================
+
+``missing_data(names, root)`` checks in seconds, before a run, that those datasets are in place, and
+``python -m camfaith.data.download NAME`` fetches one (:mod:`camfaith.data.download`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import os
 from collections.abc import Callable
 
 from camfaith.data.base import DatasetSplits, data_root
+from camfaith.data.check import missing_data
 from camfaith.data.medical import breakhis, covid19, crc, ham10000
 from camfaith.data.medmnist import dermamnist, medmnist, pathmnist
 from camfaith.data.natural import cifar10, imagenette, stl10
@@ -72,12 +76,12 @@ def load_dataset(
     root
         Data root (``$CAMFAITH_DATA`` or ``./data`` when ``None``) or the dataset's own folder.
     input_size
-        Side of the square model input (224 in the seed, section 4.2). CIFAR-10 and STL-10 are used
-        at their native 32 and 96 px in the seed's HAAS study: pass those sizes explicitly.
+        Side of the square model input (224 in Lamprou 2023, section 4.2). CIFAR-10 and STL-10 are
+        used at their native 32 and 96 px in its HAAS study: pass those sizes explicitly.
     seed
-        Seed of the split; it is recorded with the split in ``manifest``.
+        Random seed of the split; it is recorded with the split in ``manifest``.
     augment
-        Flips and random rotations on the training split (seed section 4.2).
+        Flips and random rotations on the training split (Lamprou 2023, section 4.2).
     **options
         Loader-specific keywords, e.g. ``allow_small``, ``skip_corrupt``, ``fractions``, ``path``.
 
@@ -109,6 +113,7 @@ __all__ = [
     "imagenette",
     "load_dataset",
     "medmnist",
+    "missing_data",
     "pathmnist",
     "stl10",
 ]

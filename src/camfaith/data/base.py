@@ -1,7 +1,7 @@
 """The common shape of every dataset in the report.
 
 Every loader returns a :class:`DatasetSplits`: three ``torch`` datasets whose items are
-``(image, label, id)`` with ``image`` a float tensor ``(3, H, W)`` in ``[-1, 1]`` (seed section 4.2),
+``(image, label, id)`` with ``image`` a float tensor ``(3, H, W)`` in ``[-1, 1]`` (Lamprou 2023, section 4.2),
 ``label`` an ``int`` and ``id`` a string that names the sample in the split manifest.
 """
 

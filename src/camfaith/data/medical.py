@@ -1,6 +1,6 @@
-"""The four medical datasets of the seed (section 4.1), read from their official folder layouts.
+"""The four medical datasets of Lamprou (2023, section 4.1), read from their official folder layouts.
 
-Splits follow seed Table 2: CRC 80/20 of NCT-CRC-HE-100K for train/val with CRC-VAL-HE-7K as test;
+Splits follow Table 2 of the original study: CRC 80/20 of NCT-CRC-HE-100K for train/val with CRC-VAL-HE-7K as test;
 COVID-19 Radiography 80/10/10 stratified; HAM10000 60/20/20 stratified and grouped by lesion;
 BreakHis benign/malignant grouped by slide (benign 58/20/22, malignant 63/18/19). Every loader
 returns a :class:`~camfaith.data.base.DatasetSplits` whose images load lazily from disk, and takes
@@ -10,10 +10,10 @@ the same keyword arguments:
     The data root (``<root>/<dataset folder>/...``) or the dataset folder itself; default
     ``$CAMFAITH_DATA`` or ``./data``.
 ``input_size``, ``augment``, ``rotation_degrees``
-    Preprocessing of seed section 4.2 (:func:`camfaith.data.transforms.image_transform`);
+    Preprocessing of section 4.2 of Lamprou (2023) (:func:`camfaith.data.transforms.image_transform`);
     augmentation applies to the training split only.
 ``seed``
-    Seed of the split.
+    Random seed of the split.
 ``allow_small``
     Accept splits that miss a class (tiny samples for smoke tests); without it such a split raises.
 ``skip_corrupt``
@@ -35,7 +35,7 @@ import pandas as pd
 
 from camfaith.data.base import DatasetSplits
 from camfaith.data.download import instructions
-from camfaith.data.samples import check_coverage, dataset_folder, file_splits
+from camfaith.data.samples import check_coverage, dataset_folder, file_splits, image_files, subfolders
 from camfaith.data.splits import SPLITS, grouped_stratified_assignment, stratified_assignment
 from camfaith.data.transforms import DEFAULT_ROTATION_DEGREES
 
@@ -50,36 +50,14 @@ COVID19_FRACTIONS = (0.8, 0.1, 0.1)
 HAM10000_FRACTIONS = (0.6, 0.2, 0.2)
 BREAKHIS_FRACTIONS = MappingProxyType({0: (0.58, 0.20, 0.22), 1: (0.63, 0.18, 0.19)})  # read-only
 
-HAM10000_IMAGE_FOLDERS = (
-    "HAM10000_images_part_1",
-    "HAM10000_images_part_2",
-    "ham10000_images_part_1",  # the Kaggle mirror ships lower-case duplicates of both parts
-    "ham10000_images_part_2",
-    "HAM10000_images",
-    "images",
-)
+# Searched in this order; the Kaggle mirror ships lower-case duplicates of both parts.
+HAM10000_IMAGE_FOLDERS = ("HAM10000_images_part_1", "HAM10000_images_part_2", "ham10000_images_part_1",
+                          "ham10000_images_part_2", "HAM10000_images", "images")
 HAM10000_COLUMNS = ("lesion_id", "image_id", "dx")
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg")
 BREAKHIS_SLIDE = re.compile(r"^SOB_(?P<kind>[BM])_(?P<tumour>[A-Z]+)_(?P<slide>.+)$")
-
-
-def _image_files(folder: Path, suffixes: Iterable[str]) -> list[Path]:
-    """Files in ``folder`` (not recursive) whose suffix is in ``suffixes``, sorted by name."""
-    suffixes = {suffix.lower() for suffix in suffixes}
-    with os.scandir(folder) as entries:
-        files = [Path(entry.path) for entry in entries
-                 if entry.is_file() and Path(entry.name).suffix.lower() in suffixes]
-    return sorted(files)
-
-
-def _subfolders(folder: Path) -> list[Path]:
-    return sorted(path for path in folder.iterdir() if path.is_dir() and not path.name.startswith("."))
-
-
-def _relative_id(path: Path, folder: Path) -> str:
-    return path.relative_to(folder).as_posix()
 
 
 def _class_folder_samples(
@@ -94,9 +72,9 @@ def _class_folder_samples(
             f"{top}/<class>/ for every class in {', '.join(classes)}. {advice}"
         )
     rows = [
-        (_relative_id(path, folder), label, str(path))
+        (path.relative_to(folder).as_posix(), label, str(path))
         for label, name in enumerate(classes)
-        for path in _image_files(base / name, suffixes)
+        for path in image_files(base / name, suffixes)
     ]
     return pd.DataFrame(rows, columns=["id", "label", "path"])
 
@@ -113,18 +91,18 @@ def crc(
     skip_corrupt: bool | None = None,
     rotation_degrees: float = DEFAULT_ROTATION_DEGREES,
 ) -> DatasetSplits:
-    """CRC histology tiles (Kather, Halama and Marx 2018; seed section 4.1, reference [61]).
+    """CRC histology tiles (Kather, Halama and Marx 2018; Lamprou 2023, section 4.1, reference [61]).
 
     Layout: ``<crc>/NCT-CRC-HE-100K/<CLASS>/*.tif`` (train and val, stratified ``1 - val_fraction``
-    / ``val_fraction``, seed Table 2) and ``<crc>/CRC-VAL-HE-7K/<CLASS>/*.tif`` (test), with the 9
+    / ``val_fraction``, Table 2 of Lamprou 2023) and ``<crc>/CRC-VAL-HE-7K/<CLASS>/*.tif`` (test), with the 9
     classes ADI BACK DEB LYM MUC MUS NORM STR TUM. Ids are paths relative to the dataset folder.
 
     Parameters
     ----------
     val_fraction
-        Share of NCT-CRC-HE-100K held out for validation (0.2 in the seed).
+        Share of NCT-CRC-HE-100K held out for validation (0.2 in the original study).
     train_folder
-        ``"NCT-CRC-HE-100K"`` (Macenko-normalised, as in the seed) or ``"NCT-CRC-HE-100K-NONORM"``.
+        ``"NCT-CRC-HE-100K"`` (Macenko-normalised, as in the original study) or ``"NCT-CRC-HE-100K-NONORM"``.
     allow_small
         Also accept a missing CRC-VAL-HE-7K folder (empty test split) and splits that miss a class,
         e.g. for the one-tile-per-class smoke sample.
@@ -147,7 +125,7 @@ def crc(
         test = pd.DataFrame(columns=["id", "label", "path"])
     else:
         raise FileNotFoundError(
-            f"crc: the test set {folder / 'CRC-VAL-HE-7K'} is missing (seed Table 2 tests on "
+            f"crc: the test set {folder / 'CRC-VAL-HE-7K'} is missing (Table 2 of Lamprou (2023) tests on "
             f"CRC-VAL-HE-7K). Get it with camfaith.data.download.download_crc(root, train=False), or pass "
             f"allow_small=True to load without a test split (smoke tests only)."
         )
@@ -171,10 +149,10 @@ def covid19(
     skip_corrupt: bool | None = None,
     rotation_degrees: float = DEFAULT_ROTATION_DEGREES,
 ) -> DatasetSplits:
-    """COVID-19 Radiography Database (Chowdhury et al. 2020; Rahman et al. 2021; seed reference [62]).
+    """COVID-19 Radiography Database (Chowdhury et al. 2020; Rahman et al. 2021; reference [62] of Lamprou 2023).
 
     Layout: ``<covid19_radiography>/COVID-19_Radiography_Dataset/<class>/images/*.png``; the
-    ``masks/`` folders and metadata sheets are ignored. Split 80/10/10 stratified (seed Table 2).
+    ``masks/`` folders and metadata sheets are ignored. Split 80/10/10 stratified (Table 2 of Lamprou 2023).
     Grayscale X-rays become three identical channels. Ids are paths relative to the dataset folder.
 
     Parameters
@@ -209,9 +187,9 @@ def covid19(
             f"Expected {layout}. {advice}"
         )
     rows = [
-        (_relative_id(path, folder), label, str(path))
+        (path.relative_to(folder).as_posix(), label, str(path))
         for label, name in enumerate(chosen)
-        for path in _image_files(base / name / "images", PHOTO_SUFFIXES)
+        for path in image_files(base / name / "images", PHOTO_SUFFIXES)
     ]
     samples = pd.DataFrame(rows, columns=["id", "label", "path"]).sort_values("id", kind="stable")
     samples = samples.reset_index(drop=True)
@@ -225,9 +203,57 @@ def _ham10000_images(folder: Path, image_folders: Sequence[str]) -> tuple[dict[s
     found: dict[str, Path] = {}
     searched = [folder / name for name in image_folders if (folder / name).is_dir()]
     for image_folder in searched:
-        for path in _image_files(image_folder, PHOTO_SUFFIXES):
+        for path in image_files(image_folder, PHOTO_SUFFIXES):
             found.setdefault(path.stem, path)
     return found, searched
+
+
+def _ham10000_metadata(path: Path) -> pd.DataFrame:
+    """The columns lesion_id, image_id and dx of the metadata table, checked."""
+    metadata = pd.read_csv(path, dtype=str)
+    absent_columns = [column for column in HAM10000_COLUMNS if column not in metadata.columns]
+    if absent_columns:
+        raise ValueError(
+            f"ham10000: {path} lacks the columns {absent_columns} (it has {list(metadata.columns)}); "
+            f"the official HAM10000_metadata.csv has lesion_id, image_id, dx, dx_type, age, sex, localization."
+        )
+    metadata = metadata.loc[:, list(HAM10000_COLUMNS)]
+    if metadata.isna().any().any():
+        raise ValueError(f"ham10000: {path} has empty lesion_id, image_id or dx cells")
+    duplicated = metadata["image_id"][metadata["image_id"].duplicated()].unique()
+    if len(duplicated):
+        raise ValueError(f"ham10000: {path} lists image_id {duplicated[0]} more than once")
+    unknown = sorted(set(metadata["dx"]) - set(HAM10000_CLASSES))
+    if unknown:
+        raise ValueError(f"ham10000: unknown dx values {unknown}; expected {', '.join(HAM10000_CLASSES)}")
+    return metadata
+
+
+def _ham10000_samples(
+    metadata: pd.DataFrame, files: dict[str, Path], searched: list[Path], allow_missing: bool
+) -> pd.DataFrame:
+    """Samples (id, label, group = lesion, path) of the metadata rows, sorted by image_id."""
+    has_image = metadata["image_id"].isin(files.keys())
+    if not has_image.all():
+        missing = metadata.loc[~has_image, "image_id"].tolist()
+        message = (
+            f"ham10000: {len(missing)} of {len(metadata)} metadata rows have no image file in "
+            f"{', '.join(str(path) for path in searched)} (e.g. {', '.join(missing[:3])})"
+        )
+        if not allow_missing:
+            raise FileNotFoundError(
+                f"{message}. Unpack both HAM10000_images_part_1.zip and HAM10000_images_part_2.zip, or "
+                f"pass allow_missing=True to drop these rows."
+            )
+        warnings.warn(f"{message}; these rows are dropped (allow_missing=True).", stacklevel=3)
+        metadata = metadata[has_image]
+    samples = metadata.sort_values("image_id", kind="stable").reset_index(drop=True)
+    return pd.DataFrame({
+        "id": samples["image_id"],
+        "label": samples["dx"].map({name: label for label, name in enumerate(HAM10000_CLASSES)}).astype(np.int64),
+        "group": samples["lesion_id"],
+        "path": [str(files[image_id]) for image_id in samples["image_id"]],
+    })
 
 
 def ham10000(
@@ -249,9 +275,9 @@ def ham10000(
     ``image_folders`` (``HAM10000_images_part_1``, ``HAM10000_images_part_2``, ``images``, ...; an
     image found in two folders is taken from the first). Labels are the metadata column ``dx`` in
     the fixed order akiec, bcc, bkl, df, mel, nv, vasc. The 60/20/20 split is stratified by class and
-    grouped by ``lesion_id``, so the rescaled copies of one lesion never straddle two splits (seed
-    section 4.2 and Table 2). Ids are the metadata ``image_id``; image files without a metadata row
-    are ignored.
+    grouped by ``lesion_id``, so the rescaled copies of one lesion never straddle two splits (Lamprou
+    2023, section 4.2 and Table 2). Ids are the metadata ``image_id``; image files without a metadata
+    row are ignored.
 
     Parameters
     ----------
@@ -268,52 +294,14 @@ def ham10000(
     advice = instructions("ham10000", root)
     layout = "HAM10000_metadata.csv and HAM10000_images_part_1/ISIC_*.jpg, HAM10000_images_part_2/ISIC_*.jpg"
     folder = dataset_folder(root, "ham10000", "HAM10000_metadata.csv", "ham10000", layout, advice)
-    metadata_path = folder / "HAM10000_metadata.csv"
-    metadata = pd.read_csv(metadata_path, dtype=str)
-    absent_columns = [column for column in HAM10000_COLUMNS if column not in metadata.columns]
-    if absent_columns:
-        raise ValueError(
-            f"ham10000: {metadata_path} lacks the columns {absent_columns} (it has {list(metadata.columns)}); "
-            f"the official HAM10000_metadata.csv has lesion_id, image_id, dx, dx_type, age, sex, localization."
-        )
-    metadata = metadata.loc[:, list(HAM10000_COLUMNS)]
-    if metadata.isna().any().any():
-        raise ValueError(f"ham10000: {metadata_path} has empty lesion_id, image_id or dx cells")
-    duplicated = metadata["image_id"][metadata["image_id"].duplicated()].unique()
-    if len(duplicated):
-        raise ValueError(f"ham10000: {metadata_path} lists image_id {duplicated[0]} more than once")
-    unknown = sorted(set(metadata["dx"]) - set(HAM10000_CLASSES))
-    if unknown:
-        raise ValueError(f"ham10000: unknown dx values {unknown}; expected {', '.join(HAM10000_CLASSES)}")
-
+    metadata = _ham10000_metadata(folder / "HAM10000_metadata.csv")
     files, searched = _ham10000_images(folder, image_folders)
     if not searched:
         raise FileNotFoundError(
             f"ham10000: none of the image folders {', '.join(image_folders)} exists in {folder}. "
             f"Expected {layout}. {advice}"
         )
-    has_image = metadata["image_id"].isin(files.keys())
-    if not has_image.all():
-        missing = metadata.loc[~has_image, "image_id"].tolist()
-        message = (
-            f"ham10000: {len(missing)} of {len(metadata)} metadata rows have no image file in "
-            f"{', '.join(str(path) for path in searched)} (e.g. {', '.join(missing[:3])})"
-        )
-        if not allow_missing:
-            raise FileNotFoundError(
-                f"{message}. Unpack both HAM10000_images_part_1.zip and HAM10000_images_part_2.zip, or "
-                f"pass allow_missing=True to drop these rows."
-            )
-        warnings.warn(f"{message}; these rows are dropped (allow_missing=True).", stacklevel=2)
-        metadata = metadata[has_image]
-
-    samples = metadata.sort_values("image_id", kind="stable").reset_index(drop=True)
-    samples = pd.DataFrame({
-        "id": samples["image_id"],
-        "label": samples["dx"].map({name: label for label, name in enumerate(HAM10000_CLASSES)}).astype(np.int64),
-        "group": samples["lesion_id"],
-        "path": [str(files[image_id]) for image_id in samples["image_id"]],
-    })
+    samples = _ham10000_samples(metadata, files, searched, allow_missing)
     assignment = grouped_stratified_assignment(samples["label"], samples["group"], fractions, seed)
     samples["split"] = np.asarray(SPLITS)[assignment]
     check_coverage(samples, HAM10000_CLASSES, "ham10000", allow_small, advice)
@@ -338,6 +326,32 @@ def breakhis_slide(folder_name: str) -> tuple[str, str]:
     return ("benign" if match["kind"] == "B" else "malignant"), match["slide"]
 
 
+def _breakhis_samples(folder: Path, magnifications: Sequence[str], layout: str, advice: str) -> pd.DataFrame:
+    """Samples (id, label, group = slide id, path) of the BreakHis tree, checked for its naming."""
+    breast = folder / "BreaKHis_v1" / "histology_slides" / "breast"
+    rows = []
+    for label, name in enumerate(BREAKHIS_CLASSES):
+        tumour_root = breast / name / "SOB"
+        if not tumour_root.is_dir():
+            raise FileNotFoundError(f"breakhis: {tumour_root} is missing. Expected {layout}. {advice}")
+        for tumour in subfolders(tumour_root):
+            for slide in subfolders(tumour):
+                kind, slide_id = breakhis_slide(slide.name)
+                if kind != name:
+                    raise ValueError(f"breakhis: slide folder {slide} is named {kind} but lies under {name}/")
+                for magnification in subfolders(slide):
+                    if magnification.name not in BREAKHIS_MAGNIFICATIONS:
+                        raise ValueError(
+                            f"breakhis: unexpected folder {magnification}; slide folders hold only "
+                            f"{', '.join(BREAKHIS_MAGNIFICATIONS)}"
+                        )
+                    if magnification.name not in magnifications:
+                        continue
+                    rows += [(path.relative_to(folder).as_posix(), label, slide_id, str(path))
+                             for path in image_files(magnification, (".png",))]
+    return pd.DataFrame(rows, columns=["id", "label", "group", "path"])
+
+
 def breakhis(
     root: str | os.PathLike | None = None,
     input_size: int = 224,
@@ -355,10 +369,10 @@ def breakhis(
     Layout: ``<breakhis>/BreaKHis_v1/histology_slides/breast/{benign,malignant}/SOB/<tumour type>/
     <slide>/<magnification>/*.png``. The split is grouped by slide id (the part after the tumour type
     in the slide folder name), across magnifications and tumour types, so no slide's images are in two
-    splits (seed Table 2, "tissue image independent sets"); per-class targets are benign 58/20/22 and
-    malignant 63/18/19. The seed allocated slides by hand; here they are allocated by
-    :func:`~camfaith.data.splits.grouped_stratified_assignment` with ``seed``. Ids are paths relative
-    to the dataset folder.
+    splits (Table 2 of Lamprou 2023, "tissue image independent sets"); per-class targets are benign
+    58/20/22 and malignant 63/18/19. The original study allocated slides by hand; here they are
+    allocated by :func:`~camfaith.data.splits.grouped_stratified_assignment` with ``seed``. Ids are
+    paths relative to the dataset folder.
 
     Parameters
     ----------
@@ -376,28 +390,7 @@ def breakhis(
     unknown = [name for name in magnifications if name not in BREAKHIS_MAGNIFICATIONS]
     if unknown:
         raise ValueError(f"breakhis: unknown magnifications {unknown}; choose from {BREAKHIS_MAGNIFICATIONS}")
-    breast = folder / "BreaKHis_v1" / "histology_slides" / "breast"
-    rows = []
-    for label, name in enumerate(BREAKHIS_CLASSES):
-        tumour_root = breast / name / "SOB"
-        if not tumour_root.is_dir():
-            raise FileNotFoundError(f"breakhis: {tumour_root} is missing. Expected {layout}. {advice}")
-        for tumour in _subfolders(tumour_root):
-            for slide in _subfolders(tumour):
-                kind, slide_id = breakhis_slide(slide.name)
-                if kind != name:
-                    raise ValueError(f"breakhis: slide folder {slide} is named {kind} but lies under {name}/")
-                for magnification in _subfolders(slide):
-                    if magnification.name not in BREAKHIS_MAGNIFICATIONS:
-                        raise ValueError(
-                            f"breakhis: unexpected folder {magnification}; slide folders hold only "
-                            f"{', '.join(BREAKHIS_MAGNIFICATIONS)}"
-                        )
-                    if magnification.name not in magnifications:
-                        continue
-                    rows += [(_relative_id(path, folder), label, slide_id, str(path))
-                             for path in _image_files(magnification, (".png",))]
-    samples = pd.DataFrame(rows, columns=["id", "label", "group", "path"])
+    samples = _breakhis_samples(folder, magnifications, layout, advice)
     samples = samples.sort_values("id", kind="stable").reset_index(drop=True)
     assignment = grouped_stratified_assignment(samples["label"], samples["group"], fractions, seed)
     samples["split"] = np.asarray(SPLITS)[assignment]

@@ -2,7 +2,7 @@
 
 A MedMNIST file holds ``train_images``, ``train_labels``, ``val_images``, ``val_labels``,
 ``test_images`` and ``test_labels``; images are uint8 ``(N, H, W)`` or ``(N, H, W, 3)``, labels
-``(N, 1)``. PathMNIST is CRC (seed section 4.1) at 28 to 224 px and DermaMNIST is HAM10000; they
+``(N, 1)``. PathMNIST is CRC (Lamprou 2023, section 4.1) at 28 to 224 px and DermaMNIST is HAM10000; they
 give the report a fast stand-in for the full-size datasets.
 
 The official splits are used when all three are in the file. A partial file (e.g. the first 1,000
@@ -83,6 +83,31 @@ def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
     return images, labels
 
 
+def _npz_samples(labels: dict[str, np.ndarray], fractions: Sequence[float], seed: int) -> pd.DataFrame:
+    """One row per image of the file (id, label, source key, index, split), missing splits carved out."""
+    frames = []
+    for key in labels:
+        count = len(labels[key])
+        frames.append(pd.DataFrame({
+            "id": [f"{key}/{row:06d}" for row in range(count)],
+            "label": labels[key],
+            "source": key,
+            "index": np.arange(count),
+            "split": key,
+        }))
+    samples = pd.concat(frames, ignore_index=True)
+    missing = [split for split in SPLITS if split not in labels]
+    if missing:
+        receivers = ["train", *missing]
+        shares = np.asarray([fractions[SPLITS.index(split)] for split in receivers], dtype=np.float64)
+        if shares.sum() <= 0 or shares[0] <= 0:
+            raise ValueError(f"medmnist: fractions {fractions!r} leave nothing to split off the training images")
+        from_train = samples.index[samples["source"] == "train"]
+        assignment = stratified_assignment(samples.loc[from_train, "label"], shares / shares.sum(), seed)
+        samples.loc[from_train, "split"] = np.asarray(receivers)[assignment]
+    return samples
+
+
 def medmnist(
     root: str | os.PathLike | None = None,
     input_size: int = 224,
@@ -128,32 +153,22 @@ def medmnist(
         classes = MEDMNIST_CLASSES[flag] if flag else tuple(str(label) for label in range(largest + 1))
     if largest >= len(classes):
         raise ValueError(f"medmnist: {file} has label {largest} but only {len(classes)} classes are named")
-
-    frames = []
-    for key in images:
-        count = len(labels[key])
-        frames.append(pd.DataFrame({
-            "id": [f"{key}/{row:06d}" for row in range(count)],
-            "label": labels[key],
-            "source": key,
-            "index": np.arange(count),
-            "split": key,
-        }))
-    samples = pd.concat(frames, ignore_index=True)
-    missing = [split for split in SPLITS if split not in images]
-    if missing:
-        receivers = ["train", *missing]
-        shares = np.asarray([fractions[SPLITS.index(split)] for split in receivers], dtype=np.float64)
-        if shares.sum() <= 0 or shares[0] <= 0:
-            raise ValueError(f"medmnist: fractions {fractions!r} leave nothing to split off the training images")
-        from_train = samples.index[samples["source"] == "train"]
-        assignment = stratified_assignment(samples.loc[from_train, "label"], shares / shares.sum(), seed)
-        samples.loc[from_train, "split"] = np.asarray(receivers)[assignment]
+    samples = _npz_samples(labels, fractions, seed)
     check_coverage(samples, classes, f"medmnist ({file.name})", allow_small)
     return array_splits(samples, images, classes, input_size, augment, rotation_degrees=rotation_degrees)
 
 
-def _find_npz(root: str | os.PathLike | None, flag: str, file: str | None) -> Path:
+def find_npz(root: str | os.PathLike | None, flag: str, file: str | None = None) -> Path:
+    """The ``.npz`` file of MedMNIST dataset ``flag``: ``root`` itself, or ``file`` (default the one
+    ``<flag>*.npz``, else ``<flag>.npz``) in ``<data root>/<flag>/`` or the data root.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is none; the message says how to get it.
+    ValueError
+        When several files match and ``file`` does not choose one.
+    """
     base = data_root(root)
     if base.is_file():
         return base
@@ -190,7 +205,7 @@ def pathmnist(
     Reads ``<data root>/pathmnist/pathmnist*.npz`` (``file`` picks one of several) with the 9 CRC
     classes; other options as for :func:`medmnist`.
     """
-    path = _find_npz(root, "pathmnist", file)
+    path = find_npz(root, "pathmnist", file)
     return medmnist(input_size=input_size, seed=seed, augment=augment, path=path,
                     classes=MEDMNIST_CLASSES["pathmnist"], **options)
 
@@ -210,6 +225,6 @@ def dermamnist(
     HAM10000 classes in MedMNIST's label order; other options as for :func:`medmnist`. MedMNIST's
     split of DermaMNIST is by image, not by lesion, unlike :func:`camfaith.data.medical.ham10000`.
     """
-    path = _find_npz(root, "dermamnist", file)
+    path = find_npz(root, "dermamnist", file)
     return medmnist(input_size=input_size, seed=seed, augment=augment, path=path,
                     classes=MEDMNIST_CLASSES["dermamnist"], **options)

@@ -1,7 +1,7 @@
-"""The non-medical datasets of the seed's HAAS study (section 4.5, Tables 8 and 9).
+"""The non-medical datasets of the HAAS study of Lamprou (2023, section 4.5, Tables 8 and 9).
 
 CIFAR-10 (Krizhevsky 2009), STL-10 (Coates, Ng and Lee 2011) and Imagenette (a 10-class subset of
-ImageNet by fast.ai, used by the seed "instead of ImageNet for size reasons") are read from local
+ImageNet by fast.ai, used by the original study "instead of ImageNet for size reasons") are read from local
 files only, never downloaded here (see :mod:`camfaith.data.download`):
 
 - CIFAR-10: torchvision's format ``<cifar10>/cifar-10-batches-py/{data_batch_1..5,test_batch,
@@ -12,7 +12,7 @@ files only, never downloaded here (see :mod:`camfaith.data.download`):
 
 The official test set (Imagenette: its ``val`` folder) is the test split, and a stratified
 ``val_fraction`` of the official training set, drawn with ``seed``, is the validation split. The
-seed cuts VGG19 to the native input size for CIFAR-10 and STL-10, so their loaders default to
+original study cuts VGG19 to the native input size for CIFAR-10 and STL-10, so their loaders default to
 ``input_size`` 32 and 96. Ids are ``train/<row>``/``test/<row>`` for array files and relative paths
 for image folders.
 """
@@ -52,6 +52,7 @@ NATURAL_VAL_FRACTION = 0.1
 CIFAR10_BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 STL10_SIDE = 96
+STL10_FILES = ("train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin")
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -166,7 +167,8 @@ def _array_dataset(
                         layout=layout, rotation_degrees=rotation_degrees)
 
 
-def _natural_folder(root: str | os.PathLike | None, subfolder: str, markers: Sequence[str]) -> Path | None:
+def natural_folder(root: str | os.PathLike | None, subfolder: str, markers: Sequence[str]) -> Path | None:
+    """The data root or its ``subfolder`` if it holds every one of ``markers``, else ``None``."""
     base = data_root(root)
     for candidate in (base, base / subfolder):
         if all((candidate / marker).exists() for marker in markers):
@@ -185,12 +187,12 @@ def cifar10(
     skip_corrupt: bool | None = None,
     rotation_degrees: float = DEFAULT_ROTATION_DEGREES,
 ) -> DatasetSplits:
-    """CIFAR-10 (Krizhevsky 2009; seed reference [56]) from torchvision's files or image folders.
+    """CIFAR-10 (Krizhevsky 2009; reference [56] of Lamprou 2023) from torchvision's files or image folders.
 
     Parameters are those of :mod:`camfaith.data.medical` loaders, plus ``val_fraction``, the share of
     the 50,000 training images held out for validation (the 10,000 test images are the test split).
     """
-    folder = _natural_folder(root, "cifar10", ["cifar-10-batches-py"])
+    folder = natural_folder(root, "cifar10", ["cifar-10-batches-py"])
     if folder is not None:
         batches = folder / "cifar-10-batches-py"
         missing = [name for name in (*CIFAR10_BATCHES, "test_batch") if not (batches / name).is_file()]
@@ -204,7 +206,7 @@ def cifar10(
         return _array_dataset(_read_cifar_batches(batches, CIFAR10_BATCHES),
                               _read_cifar_batches(batches, ["test_batch"]), classes, "cifar10", input_size,
                               seed, augment, val_fraction, allow_small, rotation_degrees, layout="HWC")
-    folder = _natural_folder(root, "cifar10", ["train", "test"])
+    folder = natural_folder(root, "cifar10", ["train", "test"])
     if folder is None:
         base = data_root(root)
         raise FileNotFoundError(
@@ -240,13 +242,13 @@ def stl10(
     skip_corrupt: bool | None = None,
     rotation_degrees: float = DEFAULT_ROTATION_DEGREES,
 ) -> DatasetSplits:
-    """STL-10 (Coates, Ng and Lee 2011; seed reference [57]), labelled images only.
+    """STL-10 (Coates, Ng and Lee 2011; reference [57] of Lamprou 2023), labelled images only.
 
     Parameters as for :func:`cifar10`; the 5,000 training images give train and val, the 8,000 test
     images the test split.
     """
-    files = ("train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin")
-    folder = _natural_folder(root, "stl10", ["stl10_binary"])
+    files = STL10_FILES
+    folder = natural_folder(root, "stl10", ["stl10_binary"])
     if folder is not None:
         binary = folder / "stl10_binary"
         missing = [name for name in files if not (binary / name).is_file()]
@@ -258,7 +260,7 @@ def stl10(
         return _array_dataset(_read_stl10_split(binary, "train"), _read_stl10_split(binary, "test"), classes,
                               "stl10", input_size, seed, augment, val_fraction, allow_small, rotation_degrees,
                               layout="CWH")
-    folder = _natural_folder(root, "stl10", ["train", "test"])
+    folder = natural_folder(root, "stl10", ["train", "test"])
     if folder is None:
         base = data_root(root)
         raise FileNotFoundError(
@@ -269,15 +271,26 @@ def stl10(
                            val_fraction, allow_small, skip_corrupt, rotation_degrees)
 
 
-def _imagenette_folder(root: str | os.PathLike | None, variant: str | None) -> Path:
+def imagenette_versions(root: str | os.PathLike | None, variant: str | None = None) -> list[Path]:
+    """Unpacked Imagenette folders (with ``train/`` and ``val/``) in the data root or its ``imagenette/``.
+
+    ``root`` itself counts when it has ``train/`` and ``val/``; otherwise ``variant`` (a folder name
+    such as ``"imagenette2-320"``) keeps only that version.
+    """
     base = data_root(root)
     if (base / "train").is_dir() and (base / "val").is_dir():
-        return base
+        return [base]
     parents = [base, base / "imagenette"]
     found = [path for parent in parents if parent.is_dir() for path in sorted(parent.glob("imagenette2*"))
              if (path / "train").is_dir() and (path / "val").is_dir()]
     if variant is not None:
         found = [path for path in found if path.name == variant]
+    return found
+
+
+def _imagenette_folder(root: str | os.PathLike | None, variant: str | None) -> Path:
+    base = data_root(root)
+    found = imagenette_versions(root, variant)
     if len(found) == 1:
         return found[0]
     if len(found) > 1:
@@ -302,7 +315,7 @@ def imagenette(
     skip_corrupt: bool | None = None,
     rotation_degrees: float = DEFAULT_ROTATION_DEGREES,
 ) -> DatasetSplits:
-    """Imagenette (fast.ai; the seed's stand-in for ImageNet, Table 8) as an image-folder tree.
+    """Imagenette (fast.ai; the original study's stand-in for ImageNet, Table 8) as an image-folder tree.
 
     Class folders are WordNet ids, listed in sorted order and named by their ImageNet labels
     (tench, English springer, ...). ``variant`` picks one of several unpacked versions (e.g.

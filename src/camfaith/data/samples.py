@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -154,6 +154,38 @@ class ImageArrayDataset(Dataset):
         return self.transform(array_to_image(pixels)), int(self.labels[index]), self.ids[index]
 
 
+def image_files(folder: Path, suffixes: Iterable[str]) -> list[Path]:
+    """Files in ``folder`` (not recursive) whose suffix is in ``suffixes``, sorted by name."""
+    suffixes = {suffix.lower() for suffix in suffixes}
+    with os.scandir(folder) as entries:
+        files = [Path(entry.path) for entry in entries
+                 if entry.is_file() and Path(entry.name).suffix.lower() in suffixes]
+    return sorted(files)
+
+
+def subfolders(folder: Path) -> list[Path]:
+    """Sub-folders of ``folder`` that are not hidden, sorted by name."""
+    return sorted(path for path in folder.iterdir() if path.is_dir() and not path.name.startswith("."))
+
+
+def _folder_candidates(root: str | os.PathLike | None, subfolder: str, marker: str) -> list[Path]:
+    base = data_root(root)
+    candidates = [base, base / subfolder]
+    if base.name == marker:
+        candidates.insert(0, base.parent)
+    return candidates
+
+
+def find_dataset_folder(root: str | os.PathLike | None, subfolder: str, marker: str) -> Path | None:
+    """The folder of one dataset, ``root`` itself or ``<data root>/<subfolder>``, or ``None``.
+
+    The folder is the one that contains ``marker`` (e.g. ``HAM10000_metadata.csv``); ``root`` may also
+    be the ``marker`` folder itself.
+    """
+    return next((candidate for candidate in _folder_candidates(root, subfolder, marker)
+                 if (candidate / marker).exists()), None)
+
+
 def dataset_folder(
     root: str | os.PathLike | None,
     subfolder: str,
@@ -162,24 +194,17 @@ def dataset_folder(
     layout: str,
     instructions: str,
 ) -> Path:
-    """Find the folder of one dataset: ``root`` itself or ``<data root>/<subfolder>``.
-
-    The folder is the one that contains ``marker`` (e.g. ``HAM10000_metadata.csv``); ``root`` may also
-    be the ``marker`` folder itself.
+    """Find the folder of one dataset as :func:`find_dataset_folder` does, or explain what is missing.
 
     Raises
     ------
     FileNotFoundError
         Naming the folders searched, the expected layout and where to get the data.
     """
-    base = data_root(root)
-    candidates = [base, base / subfolder]
-    if base.name == marker:
-        candidates.insert(0, base.parent)
-    for candidate in candidates:
-        if (candidate / marker).exists():
-            return candidate
-    searched = ", ".join(str(candidate) for candidate in candidates)
+    folder = find_dataset_folder(root, subfolder, marker)
+    if folder is not None:
+        return folder
+    searched = ", ".join(str(candidate) for candidate in _folder_candidates(root, subfolder, marker))
     raise FileNotFoundError(
         f"{dataset}: no {marker!r} found in {searched}.\nExpected layout under the data root "
         f"(argument root, else $CAMFAITH_DATA, else ./data):\n  {subfolder}/{layout}\n{instructions}"
@@ -252,7 +277,7 @@ def file_splits(
 ) -> DatasetSplits:
     """Build :class:`DatasetSplits` from a table with columns ``id``, ``label``, ``split``, ``path``.
 
-    Each split is sorted by id. ``augment`` applies to the training split only (seed section 4.2).
+    Each split is sorted by id. ``augment`` applies to the training split only (Lamprou 2023, section 4.2).
     """
     skip = skip_corrupt_default(skip_corrupt)
     datasets = {}

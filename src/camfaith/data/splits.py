@@ -1,8 +1,8 @@
 """Seeded, stratified (and optionally grouped) train/validation/test assignments.
 
-Seed Table 2 uses stratified splits for CRC, COVID-19 Radiography and HAM10000, and splits HAM10000
+Table 2 of Lamprou (2023) uses stratified splits for CRC, COVID-19 Radiography and HAM10000, and splits HAM10000
 by skin lesion and BreakHis by tissue image so that no rescaled copy of a training image is ever
-evaluated (seed section 4.2, "Data preprocessing"). Both kinds are pure functions of the labels, the
+evaluated (section 4.2 of the original study, "Data preprocessing"). Both kinds are pure functions of the labels, the
 groups and a seed: the same inputs in the same order always give the same assignment.
 
 Callers sort their samples by a stable id first, so the assignment does not depend on the order in
@@ -52,9 +52,9 @@ def stratified_assignment(labels: Sequence[int], fractions: Fractions, seed: int
     labels
         Class index of each sample, in a canonical order (e.g. sorted by id).
     fractions
-        Share of each split, e.g. ``(0.8, 0.1, 0.1)`` for COVID-19 Radiography (seed Table 2).
+        Share of each split, e.g. ``(0.8, 0.1, 0.1)`` for COVID-19 Radiography (Table 2 of Lamprou 2023).
     seed
-        Seed of the shuffle inside each class.
+        Random seed of the shuffle inside each class.
 
     Returns
     -------
@@ -71,6 +71,22 @@ def stratified_assignment(labels: Sequence[int], fractions: Fractions, seed: int
         sizes = split_sizes(len(members), fractions)
         assignment[members] = np.repeat(np.arange(len(sizes)), sizes)
     return assignment
+
+
+def _deal_groups(sizes: np.ndarray, shares: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Split index of each group of one class, each group given to the split furthest below its target."""
+    # Larger groups first (sizes rounded down to a power of two), random order within a size class:
+    # the small groups placed last then even out the proportions.
+    size_class = np.floor(np.log2(sizes)).astype(np.int64)
+    order = np.lexsort((rng.permutation(len(sizes)), -size_class))
+    targets = shares * sizes.sum()
+    filled = np.zeros_like(targets)
+    splits = np.empty(len(sizes), dtype=np.int64)
+    for position in order:
+        split = int(np.argmax(targets - filled))
+        splits[position] = split
+        filled[split] += sizes[position]
+    return splits
 
 
 def grouped_stratified_assignment(
@@ -96,9 +112,9 @@ def grouped_stratified_assignment(
         Group key of each sample (any sortable values).
     fractions
         One share per split for every class, or a mapping ``{label: shares}`` for per-class targets
-        (BreakHis, seed Table 2: benign 58/20/22, malignant 63/18/19).
+        (BreakHis, Table 2 of Lamprou 2023: benign 58/20/22, malignant 63/18/19).
     seed
-        Seed of the group shuffle.
+        Random seed of the group shuffle.
 
     Returns
     -------
@@ -124,14 +140,5 @@ def grouped_stratified_assignment(
     for label in class_values:
         shares = _check_fractions(fractions[int(label)] if isinstance(fractions, Mapping) else fractions)
         members = np.flatnonzero(group_class == label)
-        # Larger groups first (sizes rounded down to a power of two), random order within a size class:
-        # the small groups placed last then even out the proportions.
-        size_class = np.floor(np.log2(group_size[members])).astype(np.int64)
-        members = members[np.lexsort((rng.permutation(len(members)), -size_class))]
-        targets = shares * group_size[members].sum()
-        filled = np.zeros_like(targets)
-        for group in members:
-            split = int(np.argmax(targets - filled))
-            group_split[group] = split
-            filled[split] += group_size[group]
+        group_split[members] = _deal_groups(group_size[members], shares, rng)
     return group_split[group_of_sample]

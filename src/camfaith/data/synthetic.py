@@ -1,6 +1,6 @@
 """Synthetic images whose class is decided by one object, with the object's mask as ground truth.
 
-The seed's metrics (AOPC, Max-Sensitivity, HAAS; chapters 2 and 4) have no ground truth for *where*
+The metrics of Lamprou (2023) (AOPC, Max-Sensitivity, HAAS; chapters 2 and 4) have no ground truth for *where*
 the evidence lies. Here it is known: each image holds one object at a random place and size on a
 textured background that carries no class signal, and :func:`make_synthetic` returns its mask.
 
@@ -11,7 +11,7 @@ Two variants:
     drawn at random for every image, independently of the class.
 ``"colour"``
     Every object is a disc; classes differ only by hue (evenly spaced around the colour wheel). This is
-    the experiment the seed's chapter 6 proposes for HAAS: "objects of the same shape and only
+    the experiment chapter 6 of the original study proposes for HAAS: "objects of the same shape and only
     different colours".
 
 All randomness comes from one ``torch.Generator``, and the draws are vectorised, so a seed fixes the
@@ -101,6 +101,52 @@ def _check_variant(variant: str, num_classes: int) -> None:
         )
 
 
+def _object_masks(
+    generator: torch.Generator, labels: torch.Tensor, size: int, variant: str, num_classes: int
+) -> torch.Tensor:
+    """Each object's pixels: a half-extent, then a centre that keeps the whole object inside the image."""
+    n = len(labels)
+    radius = _uniform(generator, n, RADIUS_RANGE[0] * size, RADIUS_RANGE[1] * size)
+    low = radius + BORDER_MARGIN
+    high = size - radius - BORDER_MARGIN
+    centre_x = low + (high - low) * torch.rand(n, generator=generator)
+    centre_y = low + (high - low) * torch.rand(n, generator=generator)
+
+    pixel_centres = torch.arange(size, dtype=torch.float32) + 0.5
+    u = (pixel_centres[None, None, :] - centre_x[:, None, None]) / radius[:, None, None]
+    v = (pixel_centres[None, :, None] - centre_y[:, None, None]) / radius[:, None, None]
+    if variant != "shape":
+        return _shape_mask("disc", u, v)
+    masks = torch.zeros(n, size, size, dtype=torch.bool)
+    for index, shape in enumerate(SHAPES[:num_classes]):
+        chosen = labels == index
+        masks[chosen] = _shape_mask(shape, u[chosen], v[chosen])
+    return masks
+
+
+def _object_colours(generator: torch.Generator, labels: torch.Tensor, variant: str, num_classes: int) -> torch.Tensor:
+    """RGB in ``[-1, 1]``, ``(n, 3)``: a random hue for "shape"; the class's hue, jittered, for "colour"."""
+    n = len(labels)
+    hue_jitter = _uniform(generator, n, -0.25, 0.25)
+    if variant == "shape":
+        hue = torch.rand(n, generator=generator)
+    else:
+        hue = ((labels.float() + hue_jitter) / num_classes) % 1.0
+    saturation = _uniform(generator, n, *SATURATION_RANGE)
+    value = _uniform(generator, n, *VALUE_RANGE)
+    return 2.0 * _hsv_to_rgb(hue, saturation, value) - 1.0
+
+
+def _background(generator: torch.Generator, n: int, size: int) -> torch.Tensor:
+    """``(n, 3, size, size)``: tinted grey plus a smooth luminance texture."""
+    grey = _uniform(generator, (n, 1, 1, 1), *GREY_RANGE)
+    tint = _uniform(generator, (n, 3, 1, 1), -TINT_AMPLITUDE, TINT_AMPLITUDE)
+    cells = math.ceil(size / TEXTURE_CELL) + 1
+    coarse = _uniform(generator, (n, 1, cells, cells), -TEXTURE_AMPLITUDE, TEXTURE_AMPLITUDE)
+    texture = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+    return grey + tint + texture
+
+
 def make_synthetic(
     n: int,
     image_size: int = 64,
@@ -115,13 +161,13 @@ def make_synthetic(
     n : number of images.
     image_size : side ``S`` of the square images, in pixels (at least 16).
     variant : ``"shape"`` (class = shape, colour random) or ``"colour"`` (class = hue, every object
-        a disc; the experiment proposed in the seed's chapter 6).
+        a disc; the experiment proposed in chapter 6 of Lamprou 2023).
     num_classes : number of classes, 2 to 6 for ``"shape"``, 2 to 12 for ``"colour"``.
     seed : seed of the ``torch.Generator`` that makes every draw; the same seed gives the same images.
 
     Returns
     -------
-    images : float tensor ``(n, 3, S, S)`` in ``[-1, 1]``, like the seed's preprocessed inputs
+    images : float tensor ``(n, 3, S, S)`` in ``[-1, 1]``, like the preprocessed inputs of Lamprou 2023
         (section 4.2).
     labels : long tensor ``(n,)``; classes are balanced (counts differ by at most one) and shuffled.
     masks : bool tensor ``(n, S, S)``, true on the object's pixels.
@@ -139,47 +185,11 @@ def make_synthetic(
     if not isinstance(image_size, int) or image_size < MIN_IMAGE_SIZE:
         raise ValueError(f"image_size must be an integer of at least {MIN_IMAGE_SIZE}, got {image_size!r}")
     generator = torch.Generator().manual_seed(int(seed))
-    size = image_size
-
-    # Balanced labels in a random order.
+    # Balanced labels in a random order; then, in this order, geometry, colour and background draws.
     labels = (torch.arange(n) % num_classes)[torch.randperm(n, generator=generator)]
-
-    # Geometry: half-extent, then a centre that keeps the whole object inside the image.
-    radius = _uniform(generator, n, RADIUS_RANGE[0] * size, RADIUS_RANGE[1] * size)
-    low = radius + BORDER_MARGIN
-    high = size - radius - BORDER_MARGIN
-    centre_x = low + (high - low) * torch.rand(n, generator=generator)
-    centre_y = low + (high - low) * torch.rand(n, generator=generator)
-
-    pixel_centres = torch.arange(size, dtype=torch.float32) + 0.5
-    u = (pixel_centres[None, None, :] - centre_x[:, None, None]) / radius[:, None, None]
-    v = (pixel_centres[None, :, None] - centre_y[:, None, None]) / radius[:, None, None]
-    if variant == "shape":
-        masks = torch.zeros(n, size, size, dtype=torch.bool)
-        for index, shape in enumerate(SHAPES[:num_classes]):
-            chosen = labels == index
-            masks[chosen] = _shape_mask(shape, u[chosen], v[chosen])
-    else:
-        masks = _shape_mask("disc", u, v)
-
-    # Object colour: random hue for "shape"; the class's hue, jittered, for "colour".
-    hue_jitter = _uniform(generator, n, -0.25, 0.25)
-    if variant == "shape":
-        hue = torch.rand(n, generator=generator)
-    else:
-        hue = ((labels.float() + hue_jitter) / num_classes) % 1.0
-    saturation = _uniform(generator, n, *SATURATION_RANGE)
-    value = _uniform(generator, n, *VALUE_RANGE)
-    object_colour = 2.0 * _hsv_to_rgb(hue, saturation, value) - 1.0
-
-    # Background: tinted grey plus a smooth luminance texture.
-    grey = _uniform(generator, (n, 1, 1, 1), *GREY_RANGE)
-    tint = _uniform(generator, (n, 3, 1, 1), -TINT_AMPLITUDE, TINT_AMPLITUDE)
-    cells = math.ceil(size / TEXTURE_CELL) + 1
-    coarse = _uniform(generator, (n, 1, cells, cells), -TEXTURE_AMPLITUDE, TEXTURE_AMPLITUDE)
-    texture = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
-    background = grey + tint + texture
-
+    masks = _object_masks(generator, labels, image_size, variant, num_classes)
+    object_colour = _object_colours(generator, labels, variant, num_classes)
+    background = _background(generator, n, image_size)
     images = torch.where(masks[:, None], object_colour[:, :, None, None], background)
     images = images + PIXEL_NOISE * torch.randn(images.shape, generator=generator)
     return images.clamp_(-1.0, 1.0), labels, masks
@@ -238,7 +248,7 @@ def synthetic(
     root : ignored (nothing is read from disk); accepted so every loader has the same signature.
     input_size : image side in pixels.
     seed : the data seed; each split is drawn with its own seed derived from it.
-    augment : random flips of the training images (the seed's section 4.2 also flips; rotations are
+    augment : random flips of the training images (section 4.2 of Lamprou 2023 also flips; rotations are
         left out so that the masks stay axis-aligned).
     n_train, n_val, n_test : split sizes.
     variant, num_classes : see :func:`make_synthetic`.

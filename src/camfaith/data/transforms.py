@@ -1,10 +1,10 @@
-"""Image decoding and the preprocessing of seed section 4.2.
+"""Image decoding and the preprocessing of section 4.2 of Lamprou (2023).
 
-Every image is resized to the model's square input size (224 px in the seed) and scaled to
+Every image is resized to the model's square input size (224 px in the original study) and scaled to
 ``[-1, 1]`` (``ToTensor`` then ``Normalize(0.5, 0.5)``, the same as ``x / 127.5 - 1`` on 8-bit pixels).
 Grayscale X-rays become three identical channels. Training images are augmented with horizontal and
-vertical flips and random rotations (seed section 4.2, "Data preprocessing"); the seed does not state
-the rotation range, so it is a parameter here.
+vertical flips and random rotations (Lamprou 2023, section 4.2, "Data preprocessing"); the original
+study does not state the rotation range, so it is a parameter here.
 
 Augmentation draws from ``torch``'s global random state (per worker in a ``DataLoader``), so
 ``torch.manual_seed`` fixes it.
@@ -88,12 +88,12 @@ def image_transform(
     augment: bool = False,
     rotation_degrees: float = DEFAULT_ROTATION_DEGREES,
 ) -> T.Compose:
-    """The preprocessing of seed section 4.2 for one split.
+    """The preprocessing of section 4.2 of Lamprou (2023) for one split.
 
     Parameters
     ----------
     input_size
-        Side of the square model input in pixels (224 in the seed).
+        Side of the square model input in pixels (224 in the original study).
     augment
         Add random horizontal and vertical flips and a random rotation in
         ``[-rotation_degrees, rotation_degrees]`` (corners filled with black, i.e. -1); use it for
