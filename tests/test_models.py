@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from camfaith import build_model
-from camfaith.models import ARCHITECTURES
+from camfaith.models import ARCHITECTURES, THEORY
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "resnet50", "vgg11", "vgg11_bn"])
@@ -58,6 +58,8 @@ def test_thesis_variant_ends_in_the_last_convolution():
         ({"head": "attention"}, "flatten"),
         ({"variant": "pruned"}, "intact"),
         ({"num_classes": 0}, "num_classes"),
+        ({"num_classes": True}, "num_classes"),
+        ({"arch": "vgg11", "stages": 6}, "stages 1 to 5"),
         ({"input_size": 16, "arch": "vgg19"}, "input_size"),
     ],
 )
@@ -81,3 +83,16 @@ def test_stages_cut_the_network_and_target_the_last_kept_stage():
     assert isinstance(target, nn.Conv2d) and model.feature_shape[0] == 256
     with pytest.raises(ValueError, match="stages 1 to 4"):
         build_model("resnet18", 3, stages=5)
+
+
+@pytest.mark.parametrize("head, linears", [("flatten", 1), ("gap", 1), ("dense", 2), ("gap_dense", 2)])
+def test_each_head_pools_and_sizes_its_linear_layers(head, linears):
+    model, _ = build_model("resnet18", 3, head=head, input_size=32, small_input=True, stages=2, hidden_features=5)
+    channels, height, width = model.feature_shape
+    pooled = isinstance(model.head[0], nn.AdaptiveAvgPool2d)
+    assert pooled == head.startswith("gap")
+    layers = [m for m in model.head if isinstance(m, nn.Linear)]
+    assert len(layers) == linears and layers[-1].out_features == 3
+    assert layers[0].in_features == (channels if pooled else channels * height * width)
+    assert linears == 1 or layers[0].out_features == 5
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 3) and model.theory == THEORY[head]

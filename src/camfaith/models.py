@@ -1,10 +1,11 @@
 """Model surgery: torchvision ResNet and VGG networks in the form the theory needs.
 
-The seed's experiments (section 4.2) use networks of the form *Conv -> Flatten -> class scores*
-(its Figure 7), the setting of Proposition 4, where the raw HiResCAM map at the last convolutional
-block sums to the class score minus the bias (seed eq. 20). :func:`build_model` produces that form,
-and the two settings the theory compares it with: the CAM architecture (*Conv -> GAP -> scores*,
-Propositions 1-3) and networks with a hidden dense layer (Table 1, last row).
+The experiments of the original study (section 4.2 of Lamprou 2023) use networks of the form
+*Conv -> Flatten -> class scores* (its Figure 7), the setting of Proposition 4, where the raw
+HiResCAM map at the last convolutional block sums to the class score minus the bias (its eq. 20).
+:func:`build_model` produces that form, and the two settings the theory compares it with: the CAM
+architecture (*Conv -> GAP -> scores*, Propositions 1-3) and networks with a hidden dense layer
+(Table 1, last row).
 
 Every model is a :class:`CamNet`: ``features`` (the convolutional part, a ``nn.Sequential`` whose
 parameter names are torchvision's, e.g. ``features.layer4.2.conv2.weight`` or ``features.34.weight``)
@@ -18,6 +19,9 @@ from collections import OrderedDict
 import torch
 from torch import nn
 from torchvision import models as tv
+
+from camfaith.device import evaluating
+from camfaith.parameters import check_choice, check_positive_integers
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 VGGS = ("vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn")
@@ -37,7 +41,7 @@ THEORY = {
 class CamNet(nn.Module):
     """A convolutional part followed by a classification head.
 
-    Attributes describe the surgery: ``arch``, ``head_type``, ``variant``, ``input_size``,
+    Attributes describe the surgery: ``arch``, ``head_type``, ``variant``, ``input_size``, ``stages``,
     ``feature_shape`` (C, h, w of the target map), ``removed_downsampling`` (what ``small_input``
     removed) and ``theory`` (which proposition holds at the default target layer).
     """
@@ -76,14 +80,13 @@ def _vgg_features(arch: str, weights: str | None) -> nn.Sequential:
     return features
 
 
-def _strip_last_resnet_block(features: nn.Sequential) -> nn.Module:
-    """Seed section 4.2 surgery on ResNets: the last block ends in its last convolution.
+def _strip_last_resnet_block(features: nn.Sequential) -> None:
+    """Section 4.2 surgery of Lamprou (2023) on ResNets: the last block ends in its last convolution.
 
     ResNet34 (basic blocks): drop the block's final BatchNorm. ResNet50 and deeper (bottlenecks):
     drop the final BatchNorm and ReLU. The block is unrolled into a plain ``nn.Sequential`` of its
     layers, so **its residual connection is dropped too**: the block's output is no longer
     ``relu(bn(conv(...)) + identity)`` but ``conv(...)`` alone. The earlier blocks keep theirs.
-    Returns the new target layer (the last convolution).
     """
     blocks = _last_stage(features)
     last = blocks[-1]
@@ -95,7 +98,6 @@ def _strip_last_resnet_block(features: nn.Sequential) -> nn.Module:
                   ("conv2", last.conv2), ("bn2", last.bn2), ("relu2", nn.ReLU(inplace=False)),
                   ("conv3", last.conv3)]
     blocks[-1] = nn.Sequential(OrderedDict(layers))
-    return blocks[-1][-1]
 
 
 def _resnet_downsampling_steps(features: nn.Sequential):
@@ -130,19 +132,80 @@ def _vgg_downsampling_steps(features: nn.Sequential):
 
 
 def _feature_shape(features: nn.Module, input_size: int) -> tuple[int, int, int]:
-    was_training = features.training
-    features.eval()
+    """(C, h, w) of the target map for one ``input_size`` image, from a forward pass in eval mode."""
     try:
-        with torch.no_grad():
+        with evaluating(features), torch.no_grad():
             out = features(torch.zeros(1, 3, input_size, input_size))
     except RuntimeError as error:
         raise ValueError(
             f"input_size={input_size} is too small for this network ({error}). "
             "Use a larger input_size or small_input=True."
         ) from None
-    finally:
-        features.train(was_training)
     return tuple(out.shape[1:])
+
+
+def _check_arguments(arch, num_classes, head, variant, input_size, stages) -> None:
+    """Reject bad arguments of :func:`build_model` before any weight is drawn, naming what is accepted."""
+    check_choice("arch", arch, ARCHITECTURES)
+    check_choice("head", head, HEADS)
+    check_choice("variant", variant, VARIANTS)
+    check_positive_integers(num_classes=num_classes)
+    if not isinstance(input_size, int) or input_size < 8:
+        raise ValueError(f"input_size must be an integer of at least 8 pixels, got {input_size!r}")
+    family, most = ("ResNet", 4) if arch in RESNETS else ("VGG", 5)
+    if stages is not None and stages not in range(1, most + 1):
+        raise ValueError(f"a {family} has stages 1 to {most}; got stages={stages!r}")
+
+
+def _build_features(arch: str, weights: str | None, stages: int | None) -> nn.Sequential:
+    """The convolutional part up to the last kept stage (ResNet ``layerN``; VGG through the N-th max-pool)."""
+    if arch in RESNETS:
+        return _resnet_features(getattr(tv, arch)(weights=weights), stages or 4)
+    features = _vgg_features(arch, weights)
+    pools = [i for i, m in enumerate(features) if isinstance(m, nn.MaxPool2d)]
+    del features[pools[(stages or 5) - 1] + 1:]
+    return features
+
+
+def _strip_for_thesis(features: nn.Sequential, arch: str) -> None:
+    """The ``"thesis"`` variant (section 4.2 of Lamprou 2023): the features end in their last convolution."""
+    if arch in RESNETS:
+        _strip_last_resnet_block(features)
+    else:
+        del features[-2:]  # final ReLU and MaxPool
+
+
+def _remove_downsampling(features: nn.Sequential, arch: str, input_size: int) -> list[str]:
+    """``small_input``: remove downsampling steps until the target map is at least
+    :data:`MIN_TARGET_SIZE` pixels high (or none is left); returns the names of the removed steps."""
+    steps = _resnet_downsampling_steps(features) if arch in RESNETS else _vgg_downsampling_steps(features)
+    removed = []
+    while _feature_shape(features, input_size)[1] < MIN_TARGET_SIZE and steps:
+        name, apply = steps.pop(0)
+        apply()
+        removed.append(name)
+    return removed
+
+
+def _target_layer(features: nn.Sequential, arch: str, variant: str) -> nn.Module:
+    """The module whose output Grad-CAM and HiResCAM explain: the last module of a VGG (after
+    ``small_input``, which may have replaced the final max-pool), the last kept ResNet stage, or with
+    ``"thesis"`` the last convolution of its last block."""
+    if arch in VGGS:
+        return features[-1]
+    blocks = _last_stage(features)
+    return blocks[-1][-1] if variant == "thesis" else blocks
+
+
+def _head(head: str, feature_shape: tuple[int, int, int], num_classes: int, hidden_features: int) -> nn.Sequential:
+    """Flatten or GAP (global average pooling), then one Linear or a hidden Linear + ReLU + Linear."""
+    channels, height, width = feature_shape
+    flat = head in ("flatten", "dense")
+    pool = [nn.Flatten()] if flat else [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    inputs = channels * height * width if flat else channels
+    if head in ("flatten", "gap"):
+        return nn.Sequential(*pool, nn.Linear(inputs, num_classes))
+    return nn.Sequential(*pool, nn.Linear(inputs, hidden_features), nn.ReLU(), nn.Linear(hidden_features, num_classes))
 
 
 def build_model(
@@ -162,7 +225,7 @@ def build_model(
     ----------
     arch : one of :data:`ARCHITECTURES`.
     num_classes : number of class scores.
-    head : ``"flatten"`` (Flatten then one Linear: the seed's Figure 7, Proposition 4), ``"gap"``
+    head : ``"flatten"`` (Flatten then one Linear: Figure 7 of Lamprou 2023, Proposition 4), ``"gap"``
         (global average pooling then one Linear: the CAM architecture, Propositions 1-3),
         ``"dense"`` / ``"gap_dense"`` (Flatten / GAP, a hidden Linear + ReLU, then the class scores:
         Table 1, last row).
@@ -170,18 +233,17 @@ def build_model(
         random initialisation. Loading pretrained weights needs them in torch's cache or the network.
     input_size : side of the square input; the Linear layer of the flatten head is sized for it.
     variant : ``"intact"`` keeps every block, skip connections included, and targets the output of
-        the last block (which feeds the head through Flatten alone). ``"thesis"`` reproduces the
-        stripping of seed section 4.2: VGG drops its final ReLU and MaxPool; ResNet34 drops the last
+        the last block, which feeds the head directly. ``"thesis"`` reproduces the stripping of
+        section 4.2 of Lamprou (2023): VGG drops its final ReLU and MaxPool; ResNet34 drops the last
         block's final BatchNorm, ResNet50 its final BatchNorm and ReLU (see
         :func:`_strip_last_resnet_block`: the last residual connection is dropped as well). The
         target is then the last convolution.
     small_input : remove downsampling steps (ResNet stem max-pool, then block strides; VGG max-pools
-        from the last) until the target map is at least 7x7 for ``input_size``, the way the seed cut
-        VGG19 for CIFAR-10 and STL-10 (section 4.5). Weight shapes are unchanged.
+        from the last) until the target map is at least 7x7 for ``input_size``. Weight shapes are unchanged.
     stages : keep only the first ``stages`` convolutional stages (ResNet ``layer1`` .. ``layerN``, 1-4;
-        VGG blocks up to the N-th max-pool, 1-5); ``None`` keeps all. The seed cut VGG19 this way so
-        that small CIFAR-10 and STL-10 images do not collapse (section 4.5); on a CPU it also makes
-        small, fast networks. The target is the output of the last kept stage.
+        VGG blocks up to the N-th max-pool, 1-5); ``None`` keeps all. The target is the output of the
+        last kept stage. With ``small_input``, this is how the original study cut VGG19 so that small
+        CIFAR-10 and STL-10 images do not collapse (its section 4.5); on a CPU it makes small, fast networks.
     hidden_features : width of the hidden layer of the dense heads.
 
     Returns
@@ -189,60 +251,18 @@ def build_model(
     (model, target_layer) : the :class:`CamNet` in eval mode and the module whose output is the map
         Grad-CAM and HiResCAM explain.
     """
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
-    if head not in HEADS:
-        raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-    if not isinstance(input_size, int) or input_size < 8:
-        raise ValueError(f"input_size must be an integer of at least 8 pixels, got {input_size!r}")
-
-    if arch in RESNETS:
-        if stages is not None and stages not in (1, 2, 3, 4):
-            raise ValueError(f"a ResNet has stages 1 to 4; got stages={stages!r}")
-        features = _resnet_features(getattr(tv, arch)(weights=weights), stages or 4)
-        target = _last_stage(features)
-        if variant == "thesis":
-            target = _strip_last_resnet_block(features)
-        steps = _resnet_downsampling_steps(features)
-    else:
-        if stages is not None and stages not in (1, 2, 3, 4, 5):
-            raise ValueError(f"a VGG has stages 1 to 5; got stages={stages!r}")
-        features = _vgg_features(arch, weights)
-        pools = [i for i, m in enumerate(features) if isinstance(m, nn.MaxPool2d)]
-        del features[pools[(stages or 5) - 1] + 1:]
-        if variant == "thesis":
-            del features[-2:]  # final ReLU and MaxPool
-        steps = _vgg_downsampling_steps(features)
-
-    removed = []
-    if small_input:
-        while _feature_shape(features, input_size)[1] < MIN_TARGET_SIZE and steps:
-            name, apply = steps.pop(0)
-            apply()
-            removed.append(name)
-    if arch in VGGS:
-        target = features[-1]  # after small_input, which may have replaced the final max-pool
-    channels, height, width = _feature_shape(features, input_size)
-
-    if head == "flatten":
-        layers = [nn.Flatten(), nn.Linear(channels * height * width, num_classes)]
-    elif head == "gap":
-        layers = [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes)]
-    else:
-        pool = [nn.Flatten()] if head == "dense" else [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-        inputs = channels * height * width if head == "dense" else channels
-        layers = pool + [nn.Linear(inputs, hidden_features), nn.ReLU(), nn.Linear(hidden_features, num_classes)]
-
-    model = CamNet(features, nn.Sequential(*layers))
-    model.arch, model.head_type, model.variant, model.input_size = arch, head, variant, input_size
-    model.stages = stages
-    model.feature_shape = (channels, height, width)
-    model.removed_downsampling = removed
-    model.theory = THEORY[head]
+    _check_arguments(arch, num_classes, head, variant, input_size, stages)
+    features = _build_features(arch, weights, stages)  # random initialisation draws here, then in _head
+    if variant == "thesis":
+        _strip_for_thesis(features, arch)
+    removed = _remove_downsampling(features, arch, input_size) if small_input else []
+    target = _target_layer(features, arch, variant)
+    feature_shape = _feature_shape(features, input_size)
+    model = CamNet(features, _head(head, feature_shape, num_classes, hidden_features))
+    described = {"arch": arch, "head_type": head, "variant": variant, "input_size": input_size, "stages": stages,
+                 "feature_shape": feature_shape, "removed_downsampling": removed, "theory": THEORY[head]}
+    for name, value in described.items():  # the attributes documented in CamNet
+        setattr(model, name, value)
     return model.eval(), target
 
 

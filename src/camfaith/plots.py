@@ -11,6 +11,13 @@ METHOD_LABELS = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM"}
 METHOD_COLOURS = {"gradcam": "tab:orange", "hirescam": "tab:blue"}
 
 
+def method_table(comparison: pd.DataFrame) -> pd.DataFrame:
+    """A :func:`camfaith.stats.compare_methods` table for readers: the methods by their names."""
+    table = comparison.rename(columns={f"mean_{method}": label for method, label in METHOD_LABELS.items()})
+    table["better"] = table["better"].replace(METHOD_LABELS)
+    return table
+
+
 def residual_bars(table: pd.DataFrame, tolerance: float = 1e-4):
     """Largest identity residual per Table 1 setting, Grad-CAM beside HiResCAM, on a log scale."""
     labels = [f"{s}\n({t})" for s, t in zip(table["structure"], table["target layer"])]
@@ -48,7 +55,7 @@ def history_curves(history: pd.DataFrame):
 
 
 def morf_curves(curves: dict[str, torch.Tensor], regions: int):
-    """Mean MoRF perturbation curves per method with a band of one standard error (seed Fig. 14)."""
+    """Mean MoRF perturbation curves per method with a band of one standard error (Fig. 14 of Lamprou 2023)."""
     fig, ax = plt.subplots(figsize=(5, 3.4))
     for method, values in curves.items():
         values = values.double().cpu()
@@ -89,7 +96,7 @@ def _show(ax, image: torch.Tensor):
 
 
 def map_gallery(images: torch.Tensor, maps: dict[str, torch.Tensor], titles: list[str] | None = None):
-    """Images with their Grad-CAM and HiResCAM maps overlaid, one row per image (seed Fig. 19)."""
+    """Images with their Grad-CAM and HiResCAM maps overlaid, one row per image (Fig. 19 of Lamprou 2023)."""
     rows = images.shape[0]
     fig, axes = plt.subplots(rows, 1 + len(maps), figsize=(2.2 * (1 + len(maps)), 2.2 * rows), squeeze=False)
     for row in range(rows):
@@ -106,7 +113,7 @@ def map_gallery(images: torch.Tensor, maps: dict[str, torch.Tensor], titles: lis
 
 
 def image_rows(rows: dict[str, torch.Tensor], titles: list[str] | None = None):
-    """A grid of images, one row per named batch (e.g. originals and HA images, seed Fig. 20)."""
+    """A grid of images, one row per named batch (e.g. originals and HA images, Fig. 20 of Lamprou 2023)."""
     names = list(rows)
     columns = rows[names[0]].shape[0]
     fig, axes = plt.subplots(len(names), columns, figsize=(2 * columns, 2.1 * len(names)), squeeze=False)
@@ -124,7 +131,7 @@ def image_rows(rows: dict[str, torch.Tensor], titles: list[str] | None = None):
 
 
 def accuracy_scatter(frame: pd.DataFrame, metric: str, ylabel: str):
-    """Balanced accuracy against a HiResCAM metric, one point per model (seed Figs. 16-18).
+    """Balanced accuracy against a HiResCAM metric, one point per model (Figs. 16-18 of Lamprou 2023).
 
     Our runs and the thesis's models get separate panels: image sizes and datasets differ, so only
     the shapes of the two clouds are comparable, not their values.

@@ -85,7 +85,7 @@ def compare_methods(frame: pd.DataFrame, value: str, by: list[str], higher_is_be
 
 def haas_comparison(labels, ha_first, ha_second, predictions, confidence: float = 0.95,
                     n_resamples: int = 2000, seed: int = 0) -> dict:
-    """Paired comparison of the HAAS of two methods on the same images (seed eq. 10).
+    """Paired comparison of the HAAS of two methods on the same images (eq. 10 of Lamprou 2023).
 
     HAAS is a ratio of accuracies over a whole set, so its interval comes from resampling images
     (the same resample for both methods). The paired test is McNemar's exact test on the images whose

@@ -1,9 +1,10 @@
-"""The propositions of the seed's chapter 3 as numerical checks.
+"""The propositions of chapter 3 of Lamprou (2023), the original study, as numerical checks.
 
 For a batch, :func:`identity_residuals` measures per image how far each map is from adding up to the
-class score: ``s^m = sum_ij A_ij + b^m`` (seed Proposition 1 for CAM with the 1/(D1 D2) factor,
-Propositions 2-3 for Grad-CAM and HiResCAM on a GAP head, eq. 20 of Proposition 4 for HiResCAM on a
-Flatten head). :func:`table1` runs the checks over the settings of the seed's Table 1.
+class score: ``s^m = sum_ij A_ij + b^m`` (Proposition 1 of the original study for CAM with the
+1/(D1 D2) factor, Propositions 2-3 for Grad-CAM and HiResCAM on a GAP head, eq. 20 of Proposition 4
+for HiResCAM on a Flatten head). :func:`table1` runs the checks over the settings of Table 1 of the
+original study.
 
 Residuals are relative to the size of the terms being summed, ``sum_ij |HiResCAM_ij| + |b^m|``, the
 natural scale of float rounding in such a sum; the identity "holds" when the residual is below a
@@ -33,8 +34,8 @@ def identity_residuals(
     """Per-image class score, bias, map sums and residuals of the identities of Propositions 1-4.
 
     Columns: ``target``, ``score`` (raw logit s^m), ``bias`` (b^m of the final Linear),
-    ``cam_sum`` (sum of the CAM map, seed eq. 2, from the final Linear's weights; NaN unless the head
-    is GAP -> Linear and the target feeds it), ``gradcam_sum``, ``hirescam_sum`` (sums of the raw,
+    ``cam_sum`` (sum of the CAM map, eq. 2 of Lamprou 2023, from the final Linear's weights; NaN
+    unless the head is GAP -> Linear and the target feeds it), ``gradcam_sum``, ``hirescam_sum`` (sums of the raw,
     signed maps), ``cam_residual`` (of s = cam_sum / (D1 D2) + b, Proposition 1),
     ``gradcam_residual`` and ``hirescam_residual`` (of s = map sum + b), ``gradcam_vs_cam`` and
     ``hirescam_vs_cam`` (max |map - CAM/(D1 D2)| over max |CAM/(D1 D2)|, Propositions 2-3) and
@@ -56,7 +57,7 @@ def identity_residuals(
 
     nan = torch.full_like(score, float("nan"))
     cam_sum = cam_residual = gradcam_vs_cam = hirescam_vs_cam = nan
-    if linear.in_features == activations.shape[1]:  # GAP head: one weight per feature map (seed eq. 11)
+    if linear.in_features == activations.shape[1]:  # GAP head: one weight per map (eq. 11 of Lamprou 2023)
         weights = linear.weight.detach()[targets]  # (N, F)
         cam = torch.einsum("nf,nfij->nij", weights, activations)
         cam_sum = cam.sum(dim=(1, 2))
@@ -103,7 +104,7 @@ def randomize_offsets(model: nn.Module, generator: torch.Generator, scale: float
 
 
 TABLE1_SETTINGS = (
-    # (structure of the seed's Table 1, head of build_model, target the last block?)
+    # (structure of Table 1 of Lamprou 2023, head of build_model, target the last block?)
     ("Conv - GAP - Class Scores", "gap", True),
     ("Conv - GAP - Class Scores", "gap", False),
     ("Conv - Flatten - Class Scores", "flatten", True),
@@ -124,7 +125,7 @@ def table1(
     small_input: bool = True,
     random_offsets: bool = True,
 ) -> pd.DataFrame:
-    """Check every row of the seed's Table 1 on a seeded, randomly initialised torchvision network.
+    """Check every row of Table 1 of Lamprou (2023) on a seeded, randomly initialised torchvision network.
 
     For each (structure, target layer) setting, build the network, explain the predicted class of
     ``n_images`` seeded Gaussian images and report the largest residual of each identity, and whether
