@@ -14,11 +14,12 @@
 # %% [markdown]
 # # What a replication costs
 #
-# The seed reports about 2.2 s per image for 14x14 AOPC and up to 1.2 s per image for Max-Sensitivity
-# on a V100. Every one of these metrics is a fixed number of model passes per image, so the fairest
-# yardstick is what those passes cost on their own. This page reads the results of
-# `benchmarks/run.py` and compares camfaith's metrics with that yardstick, with a per-image loop
-# written the way the original code ran, and with Quantus, Captum and pytorch-grad-cam.
+# The original study (Lamprou 2023) reports about 2.2 s per image for 14x14 AOPC and up to 1.2 s per
+# image for Max-Sensitivity on a V100. Every one of these metrics is a fixed number of model passes
+# per image, so the fairest yardstick is what those passes cost on their own. This page reads the
+# results of `benchmarks/run.py` and compares camfaith's metrics with that yardstick, with a
+# per-image loop written the way the original study's code ran, and with Quantus, Captum and
+# pytorch-grad-cam.
 
 # %% tags=["parameters", "remove-cell"]
 results_file = "benchmarks/results/latest-cpu.json"  # written by `make benchmark`
