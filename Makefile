@@ -26,18 +26,18 @@ test: venv  ## the test suite (CI runs exactly this)
 book: results html  ## the main job: run the study of CONFIG, then build the book into _build/html
 
 results: venv
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --configfile $(CONFIG) --cores $(JOBS)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --configfile $(CONFIG) --cores $(JOBS) --quiet all
 
+# Always the whole book (see camfaith.pipeline.build_book): no page keeps numbers of another configuration.
 html: venv
-	$(BIN)/python -m camfaith.pipeline publish results/$(NAME)/notebooks book/generated
-	$(BIN)/jupyter-book build . -W -n --keep-going
+	$(BIN)/python -m camfaith.pipeline book results/$(NAME)/notebooks
 
 benchmark: venv
 	$(BIN)/python -m pip install --quiet -r requirements-bench.txt 2>&1 | grep -v "is ignored" || true
 	$(BIN)/python benchmarks/run.py
 
 lint: venv
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks notebooks
 
 clean:
 	rm -rf _build book/generated results .snakemake

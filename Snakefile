@@ -5,6 +5,7 @@
 import itertools
 import json
 import shlex
+import sys
 from pathlib import Path
 
 configfile: "configs/default.yaml"
@@ -52,19 +53,36 @@ RUNS = {run.get("name", f"{run['dataset']}_{run['arch']}"): merged(config["defau
 TOPICS = config.get("topics", TOPICS)
 
 
+def check_data():
+    """Every data set the runs need, checked before any notebook runs: what is missing and how to get it."""
+    from camfaith.data.check import missing_data
+
+    messages = []
+    for run in RUNS.values():
+        messages += [m for m in missing_data([run["dataset"]], config.get("data_root") or None,
+                                             {run["dataset"]: run["dataset_options"]}) if m not in messages]
+    if messages:
+        sys.exit(f"The configuration {NAME} needs data that the data root does not hold:\n\n"
+                 + "\n\n".join(messages))
+
+
+check_data()
+
+
 def cli(parameters):
     """papermill parameters as -p name=value, values JSON-encoded so strings stay strings."""
     return " ".join(f"-p {name}={shlex.quote(json.dumps(value))}" for name, value in parameters.items())
 
 
 def run_parameters(name, topic):
+    """The training chapter gets the run's settings; a metric chapter only the run folder and its own settings."""
     run = RUNS[name]
-    common = {key: run[key] for key in ("dataset", "arch", "input_size", "dataset_options")}
-    common |= {"data_root": config.get("data_root", ""), "run_dir": f"{OUT}/{name}", "device": config["device"],
-               "seed": config["seed"]}
+    common = {"run_dir": f"{OUT}/{name}", "device": config["device"]}
     if topic == "02_train":
-        model = {key: run[key] for key in ("small_input", "stages", "variant", "weights")}
-        return cli(common | model | run["train"] | {"progress": False})
+        settings = {key: run[key] for key in ("dataset", "arch", "input_size", "dataset_options", "small_input",
+                                              "stages", "variant", "weights")}
+        settings |= {"data_root": config.get("data_root", ""), "seed": config["seed"], "progress": False}
+        return cli(common | settings | run["train"])
     return cli(common | run[METRIC_PARAMETERS[topic]])
 
 
@@ -107,7 +125,7 @@ rule summary:
         notebook=ROOT / "notebooks/07_summary.py",
         chapters=expand(f"{NB}/results/{{run}}_{{topic}}.ipynb", run=RUNS, topic=TOPICS),
     output: f"{NB}/summary.ipynb"
-    params: cli({"results_dir": OUT, "runs": ",".join(RUNS), **config.get("summary", {})})
+    params: cli({"results_dir": OUT, "runs": ",".join(RUNS), "configuration": NAME, **config.get("summary", {})})
     shell: "python -m camfaith.pipeline run {input.notebook} {output} {params}"
 
 

@@ -33,15 +33,14 @@ from myst_nb import glue
 
 import camfaith
 from camfaith.models import ARCHITECTURES
+from camfaith.parameters import check_choice, check_positive_integers, parse_list
 from camfaith.plots import residual_bars
 from camfaith.theory import randomize_offsets
 
-arch_list = [a.strip() for a in str(archs).split(",") if a.strip()]
-unknown = [a for a in arch_list if a not in ARCHITECTURES]
-if unknown or not arch_list:
-    raise ValueError(f"archs must name some of {', '.join(ARCHITECTURES)}; got {archs!r}")
-if not isinstance(input_size, int) or not isinstance(n_images, int) or n_images < 1:
-    raise ValueError("input_size and n_images must be positive integers")
+arch_list = parse_list(archs, str)
+for arch in arch_list:
+    check_choice("arch", arch, ARCHITECTURES)
+check_positive_integers(input_size=input_size, n_images=n_images)
 
 # %% [markdown]
 # The networks have random weights; their BatchNorm layers and biases get random offsets too, as

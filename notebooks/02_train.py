@@ -15,9 +15,9 @@
 # # Training: {run}
 #
 # The networks of the study end in *Conv → Flatten → class scores*, the setting of Proposition 4.
-# This chapter trains one of them with the recipe of the seed's section 4.2 (weighted cross-entropy,
-# Adam, early stopping on validation loss and the recall of the monitored classes) and reports the
-# test-set scores of its Table 4.
+# This chapter trains one of them with the recipe of section 4.2 of Lamprou (2023) (weighted
+# cross-entropy, Adam, early stopping on validation loss and the recall of the monitored classes) and
+# reports the test-set scores of its Table 4.
 
 # %% tags=["parameters", "remove-cell"]
 dataset = "synthetic"  # a name of camfaith.data.DATASETS
@@ -25,13 +25,13 @@ arch = "vgg11"  # a name of camfaith.models.ARCHITECTURES
 input_size = 32  # pixels
 small_input = True  # remove early downsampling so the target map stays at least 7x7
 stages = 3  # convolutional stages kept (ResNet layer1-4, VGG blocks 1-5); 0 keeps all
-variant = "intact"  # intact, or thesis for the stripping of seed section 4.2
+variant = "intact"  # intact, or thesis for the stripping of section 4.2 of the original study
 weights = ""  # torchvision weights name such as IMAGENET1K_V1; empty for random initialisation
-dataset_options = ""  # extra loader options, see camfaith.study.parse_options
+dataset_options = ""  # extra loader options, see camfaith.parameters.parse_options
 data_root = ""  # empty: read $CAMFAITH_DATA, default ./data
-run_dir = "results/scratch/synthetic_vgg11"  # checkpoints, history and reports go here
+run_dir = "results/scratch/synthetic_vgg11"  # the run folder: settings, checkpoints, reports, scores
 device = "auto"  # auto, cpu or cuda
-seed = 0
+seed = 0  # splits, initial weights, shuffling, test sample and metric noise
 epochs = 6
 batch_size = 64
 lr = 1e-3
@@ -49,33 +49,32 @@ import pandas as pd
 import torch
 from myst_nb import glue
 
-from camfaith import build_model
-from camfaith.evaluate import classification_report, confusion_frame, predict, resolve_device, save_report
+from camfaith.device import resolve_device
+from camfaith.evaluate import classification_report, confusion_frame, predict
+from camfaith.parameters import check_positive_integers, parse_list
 from camfaith.plots import history_curves
-from camfaith.io import save_json
-from camfaith.study import check_choice, check_parameters, load_splits, save_model_spec
+from camfaith.runs import Run
 from camfaith.train import TrainConfig, train
 
-check_parameters(dataset, arch, input_size=input_size, epochs=epochs, batch_size=batch_size)
-check_choice("device", device, ("auto", "cpu", "cuda"))
-device = resolve_device(None if device == "auto" else device)
-splits = load_splits(dataset, input_size, seed, data_root, dataset_options)
+check_positive_integers(epochs=epochs, batch_size=batch_size)
+device = resolve_device(device)
+settings = dict(dataset=dataset, arch=arch, input_size=input_size, seed=seed, dataset_options=dataset_options,
+                data_root=data_root)
+splits = Run(folder=run_dir, **settings).load_splits(augment=True)  # checks the settings first
 pd.DataFrame({"split": ["train", "validation", "test"],
               "images": [len(splits.train), len(splits.val), len(splits.test)]}).set_index("split").T
 
 # %% [markdown]
-# The network and its target layer; the split manifest is saved beside the checkpoints so the run
-# can be audited and repeated.
+# The network and its target layer; the run's settings and split manifest are saved beside the
+# checkpoints so the run can be audited and repeated.
 
 # %%
-spec = dict(arch=arch, num_classes=splits.num_classes, head="flatten", weights=weights or None,
-            input_size=input_size, variant=variant, small_input=bool(small_input), stages=stages or None)
+spec = dict(arch=arch, num_classes=splits.num_classes, head="flatten", input_size=input_size, variant=variant,
+            small_input=bool(small_input), stages=stages or None)
+run = Run.create(run_dir, **settings, model=spec)  # the checkpoint holds the trained weights
 torch.manual_seed(seed)  # the initial weights: a killed run resumes only with the same ones
-model, target_layer = build_model(**spec)
-save_model_spec(run_dir, **(spec | {"weights": None}))  # the checkpoint holds the trained weights
-save_json({"dataset": dataset, "arch": arch, "input_size": input_size, "seed": seed,
-           "dataset_options": dataset_options}, f"{run_dir}/run.json")
-splits.write_manifest(f"{run_dir}/manifest.csv")
+model, target_layer = run.build_model(weights=weights or None)
+run.save_manifest(splits)
 print(model.theory, "| target map:", model.feature_shape, "| removed:", model.removed_downsampling or "nothing")
 
 # %%
@@ -83,9 +82,9 @@ config = TrainConfig(
     lr=lr, weight_decay=weight_decay or None, batch_size=batch_size, epochs=epochs,
     scheduler_step=scheduler_step or None, scheduler_gamma=scheduler_gamma if scheduler_step else None,
     patience=patience or None, trainable_layers=trainable_layers,
-    normal_classes=tuple(c.strip() for c in normal_classes.split(",") if c.strip()), seed=seed,
+    normal_classes=tuple(parse_list(normal_classes, str, allow_empty=True)), seed=seed,
 )
-result = train(model, splits, config, run_dir, device=device, progress=bool(progress))
+result = train(model, splits, config, run.folder, device=device, progress=bool(progress))
 fig = history_curves(result.history)
 glue("train_history_fig", fig, display=False)
 plt.close(fig)
@@ -97,12 +96,12 @@ print(f"best epoch {result.best_epoch}; stopped early: {result.stopped_early}; "
 # Loss per epoch and validation balanced accuracy. The weights kept are those of the best epoch.
 # ```
 #
-# ## Test-set scores (as in the seed's Table 4)
+# ## Test-set scores (as in Table 4 of the original study)
 
 # %%
 probabilities, labels, ids = predict(model, splits.test, device=device, batch_size=batch_size)
 report = classification_report(probabilities, labels, splits.classes)
-save_report(report, run_dir)
+run.save_report(report)
 scores = pd.Series({key: report[key] for key in
                     ("balanced_accuracy", "precision_weighted", "recall_weighted", "f1_weighted", "mean_auc")})
 glue("train_balanced_accuracy", float(report["balanced_accuracy"]), display=False)

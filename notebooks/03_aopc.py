@@ -15,21 +15,15 @@
 # # AOPC: {run}
 #
 # AOPC removes the cells of a heatmap from the most to the least relevant and tracks how fast the
-# probability of the predicted class falls (seed eq. 6-7). A better map finds the decisive cells
-# first, so **higher is better**. We compare Grad-CAM and HiResCAM on the same test images, for each
-# heatmap size, image by image.
+# probability of the predicted class falls (eq. 6-7 of Lamprou 2023). A better map finds the decisive
+# cells first, so **higher is better**. We compare Grad-CAM and HiResCAM on the same test images, for
+# each heatmap size, image by image.
 
 # %% tags=["parameters", "remove-cell"]
-dataset = "synthetic"
-arch = "vgg11"
-input_size = 32
-data_root = ""
-dataset_options = ""
-run_dir = "results/scratch/synthetic_vgg11"
-device = "auto"
-seed = 0
+run_dir = "results/scratch/synthetic_vgg11"  # a run folder written by the training chapter
+device = "auto"  # auto, cpu or cuda
 n_images = 32  # test images explained
-regions = "4,8"  # heatmap sizes (cells per side); the seed used 4,8,11,14 at 224 px
+regions = "4,8"  # heatmap sizes (cells per side); the original study used 4,8,11,14 at 224 px
 perturbation = "uniform"  # uniform noise in [-1, 1], image_range, or a constant such as 0.0
 chunk_size = 64  # perturbed images per forward pass (bounds the memory)
 
@@ -40,17 +34,20 @@ import torch
 from myst_nb import glue
 
 from camfaith import aopc
-from camfaith.cams import METHODS
-from camfaith.plots import METHOD_LABELS, metric_by_setting, morf_curves
+from camfaith.cams import METHODS, explain
+from camfaith.device import model_device
+from camfaith.parameters import check_positive_integers, parse_list
+from camfaith.plots import method_table, metric_by_setting, morf_curves
+from camfaith.runs import Run
 from camfaith.stats import compare_methods
-from camfaith.study import check_parameters, explain, open_run, parse_list, save_results
 
-check_parameters(dataset, arch, input_size=input_size, n_images=n_images, chunk_size=chunk_size)
+check_positive_integers(n_images=n_images, chunk_size=chunk_size)
 region_list = parse_list(regions, int)
 if isinstance(perturbation, str) and perturbation not in ("uniform", "image_range"):
     perturbation = float(perturbation)
-model, target_layer, splits, images, labels, ids = open_run(run_dir, dataset, input_size, seed, n_images, data_root,
-                                                            dataset_options, device)
+run = Run.open(run_dir)
+model, target_layer = run.trained_model(device)
+images, labels, ids = run.test_images(run.load_splits(), n_images, model_device(model))
 maps = explain(model, target_layer, images)
 
 # %% [markdown]
@@ -61,17 +58,16 @@ maps = explain(model, target_layer, images)
 rows, curves = [], {}
 for size in region_list:
     for method in METHODS:
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator().manual_seed(run.seed)
         result = aopc(model, images, maps[method], regions=size, perturbation=perturbation,
                       generator=generator, chunk_size=chunk_size, targets=maps["targets"])
         curves[(size, method)] = result.curves
         rows += [{"id": i, "method": method, "regions": size, "aopc": float(s)} for i, s in zip(ids, result.scores)]
 per_image = pd.DataFrame(rows)
-save_results(per_image, run_dir, "aopc")
+run.save_scores("aopc", per_image)
 
 comparison = compare_methods(per_image, "aopc", ["regions"], higher_is_better=True)
-table = comparison.rename(columns={f"mean_{m}": label for m, label in METHOD_LABELS.items()})
-table["better"] = table["better"].replace(METHOD_LABELS)
+table = method_table(comparison)
 glue("aopc_table", table.round(4), display=False)
 glue("aopc_mean_gradcam", float(per_image.query("method == 'gradcam'")["aopc"].mean()), display=False)
 glue("aopc_mean_hirescam", float(per_image.query("method == 'hirescam'")["aopc"].mean()), display=False)
@@ -80,7 +76,7 @@ table.round(4)
 # %% [markdown]
 # The table pairs the two methods image by image: `mean_difference` is HiResCAM minus Grad-CAM with a
 # 95% bootstrap interval (`low`, `high`) and a Wilcoxon signed-rank p-value. Below, the mean MoRF
-# curves (the seed's Figure 14 shows the 8x8 ones).
+# curves (Figure 14 of the original study shows the 8x8 ones).
 
 # %%
 for size in region_list:

@@ -2,6 +2,7 @@
 the Jupyter Book built from those outputs with warnings as errors."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 import yaml
 from papermill.exceptions import PapermillExecutionError
 
-from camfaith.pipeline import publish, run_notebook
+from camfaith.pipeline import build_book, run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -77,33 +78,64 @@ def test_rerun_does_nothing_when_everything_is_up_to_date(tiny_study):
     assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
 
 
-@pytest.mark.slow
-def test_book_builds_without_warnings_from_the_executed_notebooks(tiny_study, tmp_path):
-    book = tmp_path / "book"
+def words(page: Path) -> str:
+    """The text of an HTML page, tags removed and white space folded."""
+    return " ".join(re.sub(r"<[^>]+>", " ", page.read_text()).split())
+
+
+def glued(notebook: Path) -> dict:
+    executed = nbformat.read(notebook, as_version=4)
+    return {o["metadata"]["scrapbook"]["name"]: o["data"] for c in executed.cells if c.cell_type == "code"
+            for o in c.get("outputs", []) if "scrapbook" in o.get("metadata", {})}
+
+
+@pytest.fixture(scope="module")
+def book_copy(tmp_path_factory):
+    """The book's sources without its generated pages, as a fresh clone has them."""
+    book = tmp_path_factory.mktemp("book")
     shutil.copytree(ROOT / "book", book / "book", ignore=shutil.ignore_patterns("generated", "_build"))
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, book / name)
-    publish(tiny_study / "results/tiny/notebooks", book / "book/generated")
-    result = subprocess.run([str(BIN / "jupyter-book"), "build", str(book), "-W", "-n", "--keep-going"],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    theory = (book / "_build/html/book/theory.html").read_text()
-    summary = (book / "_build/html/book/summary.html").read_text()
-    executed = nbformat.read(tiny_study / "results/tiny/notebooks/summary.ipynb", as_version=4)
-    glued = {o["metadata"]["scrapbook"]["name"]: o["data"] for c in executed.cells if c.cell_type == "code"
-             for o in c.get("outputs", []) if "scrapbook" in o.get("metadata", {})}
-    assert glued["summary_n_runs"]["application/papermill.record/text/plain"] == "1"
+    return book
+
+
+@pytest.mark.slow
+def test_book_builds_without_warnings_from_the_executed_notebooks(tiny_study, book_copy):
+    html = build_book(tiny_study / "results/tiny/notebooks", book_copy)
+    theory = (html / "book/theory.html").read_text()
+    summary = (html / "book/summary.html").read_text()
+    assert glued(tiny_study / "results/tiny/notebooks/summary.ipynb")["summary_n_runs"][
+        "application/papermill.record/text/plain"] == "1"
     assert "prop-hirescam-flatten" in theory and "mathjax" in theory.lower()
     assert "summary_n_runs" not in summary and "{glue" not in summary  # every glue reference resolved
     assert "https://cdn" not in theory
+    assert "Over the 1 runs" in words(html / "book/summary.html") and 'pasted-text">tiny<' in summary
 
 
-@pytest.mark.parametrize("parameters, message", [
-    ({"dataset": "mnist"}, "dataset='mnist' is not known"),
-    ({"arch": "alexnet"}, "arch='alexnet' is not known"),
-    ({"n_images": "many"}, "n_images must be a positive integer"),
+@pytest.mark.slow
+def test_a_second_configuration_replaces_every_number_of_the_first(tiny_study, book_copy, tmp_path):
+    """The same book folder, rebuilt after another configuration (two runs), shows only the second one."""
+    test_book_builds_without_warnings_from_the_executed_notebooks(tiny_study, book_copy)
+    second = tmp_path / "results/second"
+    shutil.copytree(tiny_study / "results/tiny", second)
+    shutil.copytree(second / "synthetic_vgg11", second / "synthetic_vgg11_again")
+    run_notebook(ROOT / "notebooks/07_summary.py", second / "notebooks/summary.ipynb",
+                 {"results_dir": str(second), "runs": "synthetic_vgg11,synthetic_vgg11_again",
+                  "configuration": "second", "n_resamples": 50})
+    html = build_book(second / "notebooks", book_copy)
+    for page in ("book/summary.html", "book/intro.html"):
+        text = (html / page).read_text()
+        assert 'pasted-text">second<' in text and 'pasted-text">tiny<' not in text, page
+    assert "Over the 2 runs" in words(html / "book/summary.html")
+
+
+@pytest.mark.parametrize("notebook, parameters, message", [
+    ("02_train", {"dataset": "mnist"}, "dataset='mnist' is not known"),
+    ("02_train", {"arch": "alexnet"}, "arch='alexnet' is not known"),
+    ("03_aopc", {"n_images": "many"}, "n_images must be a positive integer"),
+    ("03_aopc", {"run_dir": "nowhere"}, "not a run folder yet"),
 ])
-def test_bad_parameters_fail_in_the_first_cell_with_a_clear_message(tmp_path, parameters, message):
+def test_bad_parameters_fail_in_the_first_cell_with_a_clear_message(tmp_path, notebook, parameters, message):
     with pytest.raises(PapermillExecutionError, match=message):
-        run_notebook(ROOT / "notebooks/03_aopc.py", tmp_path / "out.ipynb", parameters)
+        run_notebook(ROOT / f"notebooks/{notebook}.py", tmp_path / "out.ipynb", parameters)
     assert not (tmp_path / "out.ipynb").exists()

@@ -1,15 +1,17 @@
 """camfaith: are faithful class-activation maps also the better ones?
 
 The helper package of the report: model surgery, Grad-CAM and HiResCAM, the propositions as checks,
-the evaluation metrics, the data and the training.
+the evaluation metrics, the data, the training, the run folders and the summary.
 """
 
-from camfaith.cams import cams, explainer
+from camfaith.cams import cams, explain, explainer
 from camfaith.data import DATASETS, DatasetSplits, load_dataset
 from camfaith.evaluate import classification_report, predict
 from camfaith.metrics import aopc, ha_images, haas, max_sensitivity, relevance_mass
 from camfaith.models import ARCHITECTURES, build_model
+from camfaith.runs import Run
 from camfaith.stats import compare_methods, paired_comparison
+from camfaith.summary import collect
 from camfaith.theory import identity_residuals, table1
 from camfaith.train import TrainConfig
 
@@ -17,12 +19,15 @@ __all__ = [
     "ARCHITECTURES",
     "DATASETS",
     "DatasetSplits",
+    "Run",
     "TrainConfig",
     "aopc",
     "build_model",
     "cams",
     "classification_report",
+    "collect",
     "compare_methods",
+    "explain",
     "explainer",
     "ha_images",
     "haas",

@@ -4,6 +4,7 @@ Used by the Snakefile and the tests; also a command line::
 
     python -m camfaith.pipeline run notebooks/03_aopc.py out.ipynb -p run_dir=runs/mine -p regions=4,8
     python -m camfaith.pipeline publish results/default/notebooks book/generated
+    python -m camfaith.pipeline book results/default/notebooks     (publish, then build the whole book)
 
 Parameter values on the command line are parsed as YAML scalars (``-p regions=4,8`` stays a string,
 ``-p seed=3`` becomes an int). The notebook's first heading may name parameters in braces
@@ -17,6 +18,9 @@ import argparse
 import os
 import shutil
 import string
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -60,6 +64,8 @@ def run_notebook(source: str | os.PathLike, output: str | os.PathLike, parameter
             papermill.execute_notebook(
                 notebook, str(executed), parameters=parameters, kernel_name="python3",
                 cwd=str(cwd or Path.cwd()), progress_bar=progress, language="python",
+                # the kernel listens on localhost only; its start-up warnings are not the reader's concern
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             )
             os.replace(executed, tmp)
         finally:
@@ -83,6 +89,23 @@ def publish(executed: str | os.PathLike, book_folder: str | os.PathLike) -> Path
     return book_folder
 
 
+def build_book(executed: str | os.PathLike, root: str | os.PathLike = ".") -> Path:
+    """Publish the executed notebooks into ``<root>/book/generated`` and build the whole book.
+
+    Every page is rebuilt (``--all``): a prose page that pastes numbers from a notebook does not
+    know it depends on it, so an incremental build after another configuration would keep its
+    stale numbers. Warnings are errors. Returns the HTML folder.
+    """
+    root = Path(root)
+    publish(executed, root / "book" / "generated")
+    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "-W", "-n", "--keep-going",
+               "--all", "-q"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(f"the book did not build:\n{(result.stdout + result.stderr).strip()[-6000:]}")
+    return root / "_build" / "html"
+
+
 def _parameter(text: str) -> tuple[str, object]:
     name, sep, value = text.partition("=")
     if not sep or not name:
@@ -101,11 +124,31 @@ def main(argv=None) -> None:
     pub = commands.add_parser("publish", help="copy executed notebooks into the book")
     pub.add_argument("executed")
     pub.add_argument("book_folder")
+    book = commands.add_parser("book", help="publish executed notebooks, then build the whole book")
+    book.add_argument("executed")
+    book.add_argument("--root", default=".", help="the book's folder (holds _config.yml)")
     args = parser.parse_args(argv)
-    if args.command == "run":
-        run_notebook(args.source, args.output, dict(args.parameter), progress=args.progress)
-    else:
+    if args.command == "publish":
         publish(args.executed, args.book_folder)
+        return
+    if args.command == "book":
+        try:
+            html = build_book(args.executed, args.root)
+        except (FileNotFoundError, RuntimeError) as error:
+            sys.exit(str(error))
+        print(f"The book is ready: open {(html / 'index.html').resolve()}")
+        return
+    parameters = dict(args.parameter)
+    what = Path(args.source).stem + (f" for {Path(str(parameters['run_dir'])).name}" if "run_dir" in parameters else "")
+    started = time.perf_counter()
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        run_notebook(args.source, args.output, parameters, progress=args.progress)
+    except PapermillExecutionError as error:  # the error itself, not the kernel's traceback
+        sys.exit(f"{what}: failed in cell {error.exec_count} after {time.perf_counter() - started:.0f} s\n"
+                 f"{error.ename}: {error.evalue}")
+    print(f"{what}: {time.perf_counter() - started:.0f} s -> {args.output}", flush=True)
 
 
 if __name__ == "__main__":
