@@ -8,7 +8,9 @@ set and plotting live elsewhere.
 Score directions, also stored as the function attribute ``higher_is_better``:
 
 - :func:`aopc` (Samek et al. 2017, eq. 6-7 of Lamprou 2023; :mod:`~camfaith.metrics.aopc`):
-  higher is better.
+  higher is better when removing the most relevant cells first (the default), lower is better with
+  ``order="lerf"`` (:data:`HIGHER_IS_BETTER`); :func:`aopc_methods` scores many maps with the same
+  draws. :func:`area_between_curves` (MoRF minus LeRF AOPC, Tomsett et al. 2020): higher is better.
 - :func:`max_sensitivity` (Yeh et al. 2019, eq. 8 of Lamprou 2023;
   :mod:`~camfaith.metrics.max_sensitivity`): lower is better.
 - :func:`haas` (Lee et al. 2022, eq. 9-10 of Lamprou 2023; :mod:`~camfaith.metrics.haas`): higher
@@ -22,18 +24,36 @@ CPU and moved to the device once per block, which gives the same noise on every 
 ``generator=None`` the global RNG of the device is used and results depend on its state.
 """
 
-from camfaith.metrics.aopc import PERTURBATIONS, AOPCResult, aopc, cell_partition, pool_regions
+from camfaith.metrics.aopc import (
+    HIGHER_IS_BETTER,
+    ORDERS,
+    PERTURBATIONS,
+    TIE_BREAKS,
+    AOPCResult,
+    aopc,
+    aopc_methods,
+    area_between_curves,
+)
+from camfaith.metrics.cells import ZeroShares, cell_partition, pool_regions, zero_shares
 from camfaith.metrics.haas import ATTRIBUTION_SCALINGS, HAASResult, ha_attribution, ha_images, haas, haas_ratio
 from camfaith.metrics.localisation import relevance_mass
 from camfaith.metrics.max_sensitivity import MaxSensitivityResult, max_sensitivity
+from camfaith.metrics.road import ROAD_NOISE, road_impute
 
 __all__ = [
     "ATTRIBUTION_SCALINGS",
+    "HIGHER_IS_BETTER",
+    "ORDERS",
     "PERTURBATIONS",
+    "ROAD_NOISE",
+    "TIE_BREAKS",
     "AOPCResult",
     "HAASResult",
     "MaxSensitivityResult",
+    "ZeroShares",
     "aopc",
+    "aopc_methods",
+    "area_between_curves",
     "cell_partition",
     "ha_attribution",
     "ha_images",
@@ -42,4 +62,6 @@ __all__ = [
     "max_sensitivity",
     "pool_regions",
     "relevance_mass",
+    "road_impute",
+    "zero_shares",
 ]

@@ -18,6 +18,24 @@ Each removed cell gets noise drawn fresh for it, and the draw is made once per i
 whole image up front, so ``x_k`` is the clean image with the first ``k`` cells taken from that
 draw. The ``N * L`` perturbed images are then built with cumulative cell masks and go through the
 model in chunks; the noise does not depend on ``chunk_size``.
+
+Variants (the defaults give the metric above):
+
+- ``order="lerf"`` removes the least relevant cells first (Tomsett et al. 2020, "Sanity checks for
+  saliency metrics"). The curve of a good map then stays high, so **LeRF AOPC is lower-is-better**
+  (:data:`HIGHER_IS_BETTER`); :func:`area_between_curves` (MoRF AOPC - LeRF AOPC, higher is
+  better) uses both ends of the ranking.
+- ``tie_break="random"`` orders equal cells at random (from ``tie_generator``) instead of by cell
+  index. Ties are common: after the ReLU of the CAMs whole regions of a map are 0
+  (:func:`~camfaith.metrics.cells.zero_shares` counts them), and the stable order then removes
+  them top-left first.
+- ``perturbation="road"`` imputes removed pixels from their kept neighbours plus noise (ROAD, Rong
+  et al. 2022; :mod:`camfaith.metrics.road`), so the removed set's shape is not itself a signal.
+  The imputation depends on the whole removed set, so it is solved per (image, step) pair inside
+  the chunk loop, ``chunk_size`` pairs at a time; only its noise is drawn up front.
+
+:func:`aopc_methods` scores many maps (the CAMs and the controls of :mod:`camfaith.controls`) on
+the same images with one clean forward pass and the same draws, so that their scores are paired.
 """
 
 from __future__ import annotations
@@ -30,6 +48,7 @@ import torch
 from torch import nn
 
 from camfaith.device import evaluating, model_device
+from camfaith.metrics.cells import cell_partition, pool_regions
 from camfaith.metrics.checks import (
     check_generator,
     check_images,
@@ -41,11 +60,27 @@ from camfaith.metrics.checks import (
     resize_maps,
     softmax_probabilities,
 )
-from camfaith.parameters import check_positive_integers
+from camfaith.metrics.road import road_impute, road_noise
+from camfaith.parameters import check_choice, check_positive_integers
 
-__all__ = ["PERTURBATIONS", "AOPCResult", "aopc", "cell_partition", "pool_regions"]
+__all__ = [
+    "HIGHER_IS_BETTER",
+    "ORDERS",
+    "PERTURBATIONS",
+    "TIE_BREAKS",
+    "AOPCResult",
+    "aopc",
+    "aopc_methods",
+    "area_between_curves",
+    "cell_partition",
+    "pool_regions",
+]
 
-PERTURBATIONS = ("uniform", "image_range")
+PERTURBATIONS = ("uniform", "image_range", "road")
+ORDERS = ("morf", "lerf")
+TIE_BREAKS = ("stable", "random")
+HIGHER_IS_BETTER = {"morf": True, "lerf": False}
+"""Score direction of AOPC for each removal order."""
 
 
 class AOPCResult(NamedTuple):
@@ -57,10 +92,11 @@ class AOPCResult(NamedTuple):
         Per-image AOPC, ``1/(L+1) * sum_k (f(x_0) - f(x_k))`` (eq. 6-7 of Lamprou 2023 before the
         test-set mean).
     curves : Tensor (N, L+1)
-        The MoRF perturbation curves: class probability after ``k = 0..L`` removed cells (Figure 14
-        of the original study).
+        The perturbation curves (MoRF: Figure 14 of the original study): class probability after
+        ``k = 0..L`` removed cells.
     order : Tensor (N, L)
-        Cell indices (row-major, ``row * regions + column``) in removal order, most relevant first.
+        Cell indices (row-major, ``row * regions + column``) in removal order: most relevant first
+        for MoRF, least relevant first for LeRF.
     targets : Tensor (N,)
         The class whose probability is tracked.
     """
@@ -71,59 +107,32 @@ class AOPCResult(NamedTuple):
     targets: torch.Tensor
 
 
-def cell_partition(
-    height: int, width: int, regions: int, device: torch.device | str | None = None
-) -> torch.Tensor:
-    """Cell index of every pixel for a ``regions x regions`` grid over a ``height x width`` image.
+class _Prepared(NamedTuple):
+    """What every map scored on the same images shares: checked inputs, draws and the clean scores."""
 
-    Rows ``floor(i * height / regions) .. floor((i + 1) * height / regions) - 1`` form cell row
-    ``i`` (columns alike), so the cells partition the image: every pixel belongs to exactly one
-    cell and cells never overlap. When the size is divisible by ``regions`` (224 px into 4, 8 or 14)
-    these are exactly the windows of adaptive average pooling; otherwise (224 px into 11) cells are
-    20 or 21 px wide, where adaptive pooling would let neighbouring windows share a pixel.
-
-    Returns
-    -------
-    Tensor (height, width) of int64
-        ``row * regions + column`` of the cell that holds each pixel.
-    """
-    if isinstance(regions, bool) or not isinstance(regions, int) or not 1 <= regions <= min(height, width):
-        raise ValueError(
-            f"regions must be an integer in 1..{min(height, width)} (the smaller image side), got {regions!r}"
-        )
-
-    def along(size: int) -> torch.Tensor:
-        ends = torch.arange(1, regions + 1, device=device) * size // regions
-        return torch.searchsorted(ends, torch.arange(size, device=device), right=True)
-
-    return along(height)[:, None] * regions + along(width)[None, :]
-
-
-def pool_regions(maps: torch.Tensor, regions: int) -> torch.Tensor:
-    """Average an ``(N, H, W)`` map over the cells of :func:`cell_partition` (the heatmap H of
-    section 2.2.1 of Lamprou 2023).
-
-    Returns
-    -------
-    Tensor (N, regions, regions)
-        The mean map value of each cell.
-    """
-    if maps.ndim != 3:
-        raise ValueError(f"maps must have shape (N, H, W), got shape {tuple(maps.shape)}")
-    n_images, height, width = maps.shape
-    cells = cell_partition(height, width, regions, maps.device).flatten()
-    sums = maps.new_zeros(n_images, regions * regions).index_add_(1, cells, maps.flatten(1))
-    counts = torch.bincount(cells, minlength=regions * regions).to(maps.dtype)
-    return (sums / counts).view(n_images, regions, regions)
+    images: torch.Tensor
+    cells: torch.Tensor
+    regions: int
+    fill: torch.Tensor
+    road: bool
+    tie_keys: torch.Tensor | None
+    targets: torch.Tensor
+    clean_scores: torch.Tensor
+    chunk_size: int
 
 
 def _removal_fill(images: torch.Tensor, perturbation, generator) -> torch.Tensor:
-    """What a removed pixel becomes (``g``); one full draw per image, so removed cells keep their noise."""
+    """What a removed pixel becomes (``g``); one full draw per image, so removed cells keep their noise.
+
+    For ``"road"`` it is the noise added to the imputed values, which are computed per step later.
+    """
     if isinstance(perturbation, str):
         if perturbation not in PERTURBATIONS:
             raise ValueError(
                 f"unknown perturbation {perturbation!r}; use one of {PERTURBATIONS} or a float constant"
             )
+        if perturbation == "road":
+            return road_noise(images, generator)
         draws = draw_uniform(images.shape, generator, images.device, images.dtype)
         if perturbation == "uniform":
             return 2 * draws - 1
@@ -141,18 +150,26 @@ def _removal_fill(images: torch.Tensor, perturbation, generator) -> torch.Tensor
     return images.new_tensor(float(perturbation)).expand_as(images)
 
 
-def _morf_order(maps: torch.Tensor, cells: torch.Tensor, regions: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cells most relevant first, and the MoRF step (1..L) at which each pixel is removed.
+def _removal_order(heat: torch.Tensor, order: str, tie_keys: torch.Tensor | None) -> torch.Tensor:
+    """Cells ``(N, L)`` by pooled relevance, descending (MoRF) or ascending (LeRF).
 
-    Returns ``order (N, L)`` and ``removal_step (N, 1, H, W)``, where ``removal_step[n, 0, h, w]``
-    is the step at which pixel ``(h, w)`` of image ``n`` is removed.
+    Equal cells keep the lower index first (a stable sort), or, with ``tie_keys``, the order of a
+    random permutation: the cells are shuffled by the keys first and then stably sorted, so only
+    equal cells can change places.
     """
-    n_cells = regions * regions
-    heat = pool_regions(resize_maps(maps, tuple(cells.shape)), regions).flatten(1)
-    order = torch.sort(heat, dim=1, descending=True, stable=True).indices
-    steps = torch.arange(n_cells, device=maps.device).expand_as(order)
+    descending = order == "morf"
+    if tie_keys is None:
+        return torch.sort(heat, dim=1, descending=descending, stable=True).indices
+    shuffle = torch.sort(tie_keys, dim=1, stable=True).indices
+    ranked = torch.sort(heat.gather(1, shuffle), dim=1, descending=descending, stable=True).indices
+    return shuffle.gather(1, ranked)
+
+
+def _removal_steps(order: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """``(N, 1, H, W)``: the step (1..L) at which each pixel is removed, given the cell ``order``."""
+    steps = torch.arange(order.shape[1], device=order.device).expand_as(order)
     rank = torch.empty_like(order).scatter_(1, order, steps)
-    return order, (rank[:, cells] + 1).unsqueeze(1)
+    return (rank[:, cells] + 1).unsqueeze(1)
 
 
 def _clean_scores(
@@ -170,32 +187,68 @@ def _clean_scores(
     return softmax_probabilities(clean_logits).gather(1, targets[:, None]).squeeze(1), targets
 
 
-def _perturbed_scores(
-    model: nn.Module,
-    images: torch.Tensor,
-    fill: torch.Tensor,
-    removal_step: torch.Tensor,
-    n_cells: int,
-    targets: torch.Tensor,
-    clean_scores: torch.Tensor,
-    chunk_size: int,
-) -> torch.Tensor:
-    """``f(x_k)`` for every image and step ``k = 1..L``, shape ``(N, L)``, the dtype of ``clean_scores``.
+def _perturbed_scores(model: nn.Module, prepared: _Prepared, removal_step: torch.Tensor) -> torch.Tensor:
+    """``f(x_k)`` for every image and step ``k = 1..L``, shape ``(N, L)``, the dtype of the clean scores.
 
     Pair ``p`` of the ``N * L`` (image, step) pairs is image ``p // L`` with its first ``p % L + 1``
-    cells removed: the cumulative mask ``removal_step <= k`` takes those pixels from ``fill``.
+    cells removed: the cumulative mask ``removal_step <= k`` takes those pixels from the fill (or,
+    for ROAD, from the imputation of that removed set plus the fill noise).
     """
-    n_images = images.shape[0]
+    images, fill, targets = prepared.images, prepared.fill, prepared.targets
+    n_images, n_cells = images.shape[0], prepared.regions * prepared.regions
     n_pairs = n_images * n_cells
-    scores = clean_scores.new_empty(n_pairs)
-    for start, stop in chunk_bounds(n_pairs, chunk_size):
+    scores = prepared.clean_scores.new_empty(n_pairs)
+    for start, stop in chunk_bounds(n_pairs, prepared.chunk_size):
         pair = torch.arange(start, stop, device=images.device)
         image_index, step = pair // n_cells, pair % n_cells + 1
         removed = removal_step[image_index] <= step.view(-1, 1, 1, 1)
-        batch = torch.where(removed, fill[image_index], images[image_index])
+        if prepared.road:
+            batch = road_impute(images[image_index], removed[:, 0], fill[image_index])
+        else:
+            batch = torch.where(removed, fill[image_index], images[image_index])
         probabilities = softmax_probabilities(model_logits(model, batch))
         scores[start:stop] = probabilities.gather(1, targets[image_index, None]).squeeze(1)
     return scores.view(n_images, n_cells)
+
+
+def _prepare(
+    model, images, maps: dict, regions, perturbation, generator, chunk_size, targets, tie_break, tie_generator
+):
+    """Check the inputs, draw the fill (then the tie keys) and run the clean forward pass, once for all maps."""
+    images = check_images(images)
+    device = model_device(model, images.device)
+    images = images.to(device)
+    n_images, _, height, width = images.shape
+    checked = {}
+    for name, values in maps.items():
+        try:
+            checked[name] = check_maps(values, n_images, device)
+        except ValueError as error:
+            raise ValueError(f"maps {name!r}: {error}") from None
+    check_positive_integers(chunk_size=chunk_size)
+    check_choice("tie_break", tie_break, TIE_BREAKS)
+    check_generator(generator, device)
+    check_generator(tie_generator, device)
+    cells = cell_partition(height, width, regions, device)
+    fill = _removal_fill(images, perturbation, generator)
+    tie_keys = None
+    if tie_break == "random":
+        keys_from = tie_generator if tie_generator is not None else generator
+        tie_keys = draw_uniform((n_images, regions * regions), keys_from, device, torch.float32)
+    clean_scores, targets = _clean_scores(model, images, targets, chunk_size)
+    road = isinstance(perturbation, str) and perturbation == "road"
+    return _Prepared(images, cells, regions, fill, road, tie_keys, targets, clean_scores, chunk_size), checked
+
+
+def _score(model: nn.Module, prepared: _Prepared, maps: torch.Tensor, order: str) -> AOPCResult:
+    """AOPC of one map in one removal order (eq. 6 of Lamprou 2023)."""
+    n_cells = prepared.regions * prepared.regions
+    heat = pool_regions(resize_maps(maps, tuple(prepared.cells.shape)), prepared.regions).flatten(1)
+    removal_order = _removal_order(heat, order, prepared.tie_keys)
+    perturbed = _perturbed_scores(model, prepared, _removal_steps(removal_order, prepared.cells))
+    curves = torch.cat([prepared.clean_scores[:, None], perturbed], dim=1)
+    scores = (curves[:, :1] - curves[:, 1:]).sum(dim=1) / (n_cells + 1)
+    return AOPCResult(scores=scores, curves=curves, order=removal_order, targets=prepared.targets)
 
 
 def aopc(
@@ -207,10 +260,13 @@ def aopc(
     generator: torch.Generator | None = None,
     chunk_size: int = 64,
     targets: torch.Tensor | None = None,
+    order: str = "morf",
+    tie_break: str = "stable",
+    tie_generator: torch.Generator | None = None,
 ) -> AOPCResult:
-    """Per-image AOPC of MoRF removal (Samek et al. 2017; section 2.2.1, eq. 6-7 of Lamprou 2023).
+    """Per-image AOPC (Samek et al. 2017; section 2.2.1, eq. 6-7 of Lamprou 2023).
 
-    See the module docstring for the definition; higher is better.
+    See the module docstring for the definition. Higher is better for MoRF, lower for LeRF.
 
     Parameters
     ----------
@@ -223,38 +279,93 @@ def aopc(
         Attribution maps of any resolution; larger is more relevant.
     regions : int
         Cells per side, ``1 <= regions <= min(H, W)``; Lamprou (2023) uses 4, 8, 11 and 14 on 224 px.
-    perturbation : {"uniform", "image_range"} or float
+    perturbation : {"uniform", "image_range", "road"} or float
         ``g``: ``"uniform"`` noise in [-1, 1] (the choice of the original study for images in [-1, 1]),
-        ``"image_range"`` uniform noise in each image's own [min, max], or a constant value.
+        ``"image_range"`` uniform noise in each image's own [min, max], ``"road"`` noisy linear
+        imputation (Rong et al. 2022), or a constant value.
     generator : torch.Generator, optional
         Source of the noise, on the model's device or on the CPU (see :mod:`camfaith.metrics`).
     chunk_size : int
-        Perturbed images per forward pass.
+        Perturbed images per forward pass (and per ROAD imputation).
     targets : Tensor (N,), optional
         Classes to track; by default the class predicted on each clean image.
+    order : {"morf", "lerf"}
+        Remove the most (MoRF, higher AOPC is better) or least (LeRF, lower is better) relevant first.
+    tie_break : {"stable", "random"}
+        Equal cells by lower index, or in a random order drawn from ``tie_generator``.
+    tie_generator : torch.Generator, optional
+        Source of the random tie order; by default ``generator``, drawn after the noise.
 
     Returns
     -------
     AOPCResult
-        ``scores (N,)`` (higher is better), ``curves (N, L+1)``, ``order (N, L)``, ``targets (N,)``.
+        ``scores (N,)``, ``curves (N, L+1)``, ``order (N, L)``, ``targets (N,)``.
     """
-    images = check_images(images)
-    device = model_device(model, images.device)
-    images = images.to(device)
-    n_images, _, height, width = images.shape
-    maps = check_maps(maps, n_images, device)
-    check_positive_integers(chunk_size=chunk_size)
-    check_generator(generator, device)
-    cells = cell_partition(height, width, regions, device)
-    fill = _removal_fill(images, perturbation, generator)
-    n_cells = regions * regions
-    order, removal_step = _morf_order(maps, cells, regions)
+    check_choice("order", order, ORDERS)
     with evaluating(model), torch.no_grad():
-        clean_scores, targets = _clean_scores(model, images, targets, chunk_size)
-        perturbed = _perturbed_scores(model, images, fill, removal_step, n_cells, targets, clean_scores, chunk_size)
-    curves = torch.cat([clean_scores[:, None], perturbed], dim=1)
-    scores = (curves[:, :1] - curves[:, 1:]).sum(dim=1) / (n_cells + 1)
-    return AOPCResult(scores=scores, curves=curves, order=order, targets=targets)
+        prepared, checked = _prepare(
+            model, images, {"maps": maps}, regions, perturbation, generator, chunk_size, targets, tie_break,
+            tie_generator,
+        )
+        return _score(model, prepared, checked["maps"], order)
 
 
 aopc.higher_is_better = True
+
+
+def aopc_methods(
+    model: nn.Module,
+    images: torch.Tensor,
+    maps: dict[str, torch.Tensor],
+    regions: int = 8,
+    perturbation: str | float = "uniform",
+    seed: int = 0,
+    chunk_size: int = 64,
+    targets: torch.Tensor | None = None,
+    orders: tuple[str, ...] = ("morf",),
+    tie_break: str = "stable",
+) -> dict[tuple[str, str], AOPCResult]:
+    """:func:`aopc` of several maps of the same images, paired: one clean pass, the same draws.
+
+    The noise (then the random tie keys) is drawn once from ``torch.Generator().manual_seed(seed)``
+    and shared by every map and order, so the result for ``(name, order)`` equals
+    ``aopc(model, images, maps[name], regions, perturbation, torch.Generator().manual_seed(seed),
+    chunk_size, targets, order, tie_break)`` exactly, and differences between maps are not noise.
+
+    Returns
+    -------
+    dict
+        ``{(name, order): AOPCResult}`` for every map name and every order in ``orders``.
+    """
+    if not isinstance(maps, dict) or not maps:
+        raise ValueError("maps must be a non-empty dict {name: maps (N, H, W)}, e.g. {'hirescam': ...}")
+    if isinstance(orders, str) or not orders:
+        raise ValueError(f"orders must be a non-empty tuple of {ORDERS}, got {orders!r}")
+    for order in orders:
+        check_choice("order", order, ORDERS)
+    generator = torch.Generator().manual_seed(seed)
+    with evaluating(model), torch.no_grad():
+        prepared, checked = _prepare(
+            model, images, maps, regions, perturbation, generator, chunk_size, targets, tie_break, None
+        )
+        return {(name, order): _score(model, prepared, values, order) for name, values in checked.items()
+                for order in orders}
+
+
+def area_between_curves(morf: AOPCResult | torch.Tensor, lerf: AOPCResult | torch.Tensor) -> torch.Tensor:
+    """MoRF AOPC minus LeRF AOPC per image (Tomsett et al. 2020): **higher is better**.
+
+    It equals ``1/(L+1) * sum_k (f(x_k^LeRF) - f(x_k^MoRF))``, the area between the two curves: a
+    good map loses the class fast when its top cells go and slowly when its bottom cells go; a
+    random map scores about 0 and an inverted map below 0. Both results must come from the same
+    images, targets and draws (:func:`aopc_methods` with ``orders=("morf", "lerf")``).
+    """
+    if isinstance(morf, AOPCResult) and isinstance(lerf, AOPCResult):
+        if not torch.equal(morf.targets, lerf.targets):
+            raise ValueError("the MoRF and LeRF results track different classes; score them with the same targets")
+    morf_scores = morf.scores if isinstance(morf, AOPCResult) else morf
+    lerf_scores = lerf.scores if isinstance(lerf, AOPCResult) else lerf
+    return morf_scores - lerf_scores
+
+
+area_between_curves.higher_is_better = True
