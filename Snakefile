@@ -17,9 +17,9 @@ shell.prefix("export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1; ")
 NAME = config["name"]
 OUT = f"results/{NAME}"
 NB = f"{OUT}/notebooks"
-TOPICS = ["02_train", "03_aopc", "04_max_sensitivity", "05_haas", "06_gallery"]
+TOPICS = ["02_train", "03_aopc", "04_max_sensitivity", "05_haas", "06_gallery", "08_sanity"]
 METRIC_PARAMETERS = {"03_aopc": "aopc", "04_max_sensitivity": "max_sensitivity", "05_haas": "haas",
-                     "06_gallery": "gallery"}
+                     "06_gallery": "gallery", "08_sanity": "sanity"}
 
 
 def merged(defaults, override):

@@ -33,61 +33,119 @@ import pandas as pd
 import torch
 from myst_nb import glue
 
-from camfaith import aopc
 from camfaith.cams import METHODS, explain
+from camfaith.controls import control_maps
 from camfaith.device import model_device
+from camfaith.endpoints import comparer, discriminates, discrimination
 from camfaith.parameters import check_positive_integers, parse_list
-from camfaith.plots import method_table, metric_by_setting, morf_curves
+from camfaith.plots import METHOD_LABELS, method_table, metric_by_setting, morf_curves
 from camfaith.runs import Run
+from camfaith.scoring import aopc_scores, morf_minus_lerf, tie_table
 from camfaith.stats import compare_methods
 
 check_positive_integers(n_images=n_images, chunk_size=chunk_size)
 region_list = parse_list(regions, int)
-if isinstance(perturbation, str) and perturbation not in ("uniform", "image_range"):
+if isinstance(perturbation, str) and perturbation not in ("uniform", "image_range", "road"):
     perturbation = float(perturbation)
 run = Run.open(run_dir)
 model, target_layer = run.trained_model(device)
 images, labels, ids = run.test_images(run.load_splits(), n_images, model_device(model))
-maps = explain(model, target_layer, images)
+explained = explain(model, target_layer, images)
+targets = explained["targets"]
+maps = {m: explained[m] for m in METHODS} | control_maps(images, explained["hirescam"],
+                                                         torch.Generator().manual_seed(run.seed))
 
 # %% [markdown]
-# Every method, heatmap size and image gets its own AOPC; the noise generator is re-seeded for each
-# method so that both maps are scored against the same random draws.
+# Every map is scored on the same images against the same noise: the two CAMs, and four controls that
+# carry no knowledge of the model's decision (a uniform random map, a centred Gaussian, the Sobel
+# edges of the image) or the wrong one (1 - HiResCAM, the least relevant cells first).
 
 # %%
-rows, curves = [], {}
-for size in region_list:
-    for method in METHODS:
-        generator = torch.Generator().manual_seed(run.seed)
-        result = aopc(model, images, maps[method], regions=size, perturbation=perturbation,
-                      generator=generator, chunk_size=chunk_size, targets=maps["targets"])
-        curves[(size, method)] = result.curves
-        rows += [{"id": i, "method": method, "regions": size, "aopc": float(s)} for i, s in zip(ids, result.scores)]
-per_image = pd.DataFrame(rows)
-run.save_scores("aopc", per_image)
+per_image, curves = aopc_scores(model, images, ids, maps, region_list, targets, run.seed, perturbation,
+                                chunk_size=chunk_size)
+run.save_scores("aopc", per_image.drop(columns="order"))
+means = per_image.groupby(["regions", "method"])["aopc"].mean().unstack()[list(maps)]
+glue("aopc_means", means.rename(columns=METHOD_LABELS).round(4), display=False)
+means.rename(columns=METHOD_LABELS).round(4)
 
-comparison = compare_methods(per_image, "aopc", ["regions"], higher_is_better=True)
-table = method_table(comparison)
+# %% [markdown]
+# ## Can AOPC tell an informative map from an uninformative one here?
+#
+# Per image AOPC is averaged over the heatmap sizes. AOPC *discriminates* on this run when both CAMs
+# beat the random map and the inverted map with paired 95% intervals that exclude zero.
+
+# %%
+controls = discrimination(comparer(per_image, "aopc", seed=run.seed))
+glue("aopc_discriminates", discriminates(controls), display=False)
+print(f"AOPC discriminates on this run: {discriminates(controls)}")
+glue("aopc_controls", controls.replace(METHOD_LABELS).round(4), display=False)
+controls.replace(METHOD_LABELS).round(4)
+
+# %% [markdown]
+# ## HiResCAM against Grad-CAM
+#
+# `mean_difference` is HiResCAM minus Grad-CAM with a 95% bootstrap interval (`low`, `high`) and a
+# Wilcoxon signed-rank p-value, per heatmap size. Below, the mean MoRF curves of every map (Figure 14
+# of the original study shows the CAMs' 8x8 ones).
+
+# %%
+table = method_table(compare_methods(per_image, "aopc", ["regions"], higher_is_better=True, seed=run.seed))
 glue("aopc_table", table.round(4), display=False)
-glue("aopc_mean_gradcam", float(per_image.query("method == 'gradcam'")["aopc"].mean()), display=False)
-glue("aopc_mean_hirescam", float(per_image.query("method == 'hirescam'")["aopc"].mean()), display=False)
 table.round(4)
 
-# %% [markdown]
-# The table pairs the two methods image by image: `mean_difference` is HiResCAM minus Grad-CAM with a
-# 95% bootstrap interval (`low`, `high`) and a Wilcoxon signed-rank p-value. Below, the mean MoRF
-# curves (Figure 14 of the original study shows the 8x8 ones).
-
 # %%
 for size in region_list:
-    fig = morf_curves({m: curves[(size, m)] for m in METHODS}, size)
+    fig = morf_curves({m: curves[(size, m, "morf")] for m in maps}, size)
     glue(f"aopc_curves_{size}", fig)
     plt.close(fig)
 
 # %%
-means = comparison.melt(id_vars=["regions"], value_vars=["mean_gradcam", "mean_hirescam"], var_name="method",
-                        value_name="aopc")
-means["method"] = means["method"].str.removeprefix("mean_")
-fig = metric_by_setting(means, "regions", "aopc", "mean AOPC")
+fig = metric_by_setting(means.stack().rename("aopc").reset_index(), "regions", "aopc", "mean AOPC")
 glue("aopc_by_size_fig", fig)
 plt.close(fig)
+
+# %% [markdown]
+# ## Does the verdict depend on how cells are removed, and in which order?
+#
+# At the smallest heatmap size, the two CAMs again, with three removals (uniform noise, the constant
+# 0, and noisy linear imputation, ROAD, which keeps the removed image closer to the data) and three
+# orders: MoRF (higher is better), LeRF (least relevant first; lower is better) and the area between
+# the two curves, MoRF - LeRF (higher is better).
+
+# %%
+cams_only = {m: maps[m] for m in METHODS}
+removal = []
+for fill in ("uniform", 0.0, "road"):
+    frame, _ = aopc_scores(model, images, ids, cams_only, region_list[:1], targets, run.seed, fill,
+                           orders=("morf", "lerf"), chunk_size=chunk_size)
+    removal.append(pd.concat([frame, morf_minus_lerf(frame)]).assign(removal=str(fill)))
+removal = pd.concat(removal, ignore_index=True)
+run.save_scores("aopc_removal", removal)
+verdicts = pd.concat([
+    compare_methods(group, "aopc", ["removal", "order"], higher_is_better=order != "lerf", seed=run.seed)
+    for order, group in removal.groupby("order")], ignore_index=True)
+verdicts = method_table(verdicts)[["removal", "order", "Grad-CAM", "HiResCAM", "mean_difference", "low", "high",
+                                   "better"]]
+glue("aopc_removal_table", verdicts.round(4), display=False)
+verdicts.round(4)
+
+# %% [markdown]
+# ## Ties
+#
+# After the ReLU a CAM is often zero over large areas, and cells of equal value have no order of their
+# own: the stable sort removes them from the top left. The share of all-zero maps and of tied cells,
+# then the verdict at the smallest size when ties are broken at random (seeded) instead.
+
+# %%
+ties = tie_table(maps, region_list[0]).replace(METHOD_LABELS)
+glue("aopc_ties", ties.round(4), display=False)
+ties.round(4)
+
+# %%
+shuffled, _ = aopc_scores(model, images, ids, cams_only, region_list[:1], targets, run.seed, perturbation,
+                          tie_break="random", chunk_size=chunk_size)
+tie_verdicts = pd.concat([
+    method_table(compare_methods(frame, "aopc", ["regions"], higher_is_better=True, seed=run.seed)).assign(ties=name)
+    for name, frame in (("stable", per_image[per_image["regions"] == region_list[0]]), ("random", shuffled))])
+glue("aopc_tie_verdicts", tie_verdicts.round(4), display=False)
+tie_verdicts.round(4)

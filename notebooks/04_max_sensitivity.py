@@ -29,16 +29,17 @@ chunk_size = 32  # perturbed images explained per pass
 
 # %%
 import matplotlib.pyplot as plt
-import pandas as pd
 import torch
 from myst_nb import glue
 
-from camfaith import explainer, max_sensitivity
-from camfaith.cams import METHODS, explain
+from camfaith.cams import METHODS, explainer
+from camfaith.controls import control_explainers
 from camfaith.device import model_device
+from camfaith.endpoints import SECONDARY, comparer, discriminates, discrimination
 from camfaith.parameters import check_positive_integers, parse_list
-from camfaith.plots import method_table, metric_by_setting
+from camfaith.plots import METHOD_LABELS, method_table, metric_by_setting
 from camfaith.runs import Run
+from camfaith.scoring import sensitivity_scores
 from camfaith.stats import compare_methods
 
 check_positive_integers(n_images=n_images, chunk_size=chunk_size)
@@ -50,39 +51,61 @@ if min(radius_list) <= 0 or min(sample_list) < 1:
 run = Run.open(run_dir)
 model, target_layer = run.trained_model(device)
 images, labels, ids = run.test_images(run.load_splits(), n_images, model_device(model))
-targets = explain(model, target_layer, images)["targets"]
+explainers = {method: explainer(model, target_layer, method) for method in METHODS}
+explainers |= control_explainers(explainers["hirescam"], torch.Generator().manual_seed(run.seed))
+with torch.no_grad():
+    targets = model(images).argmax(1)
 
 # %% [markdown]
-# Each method sees the same perturbed images: the generator is re-seeded per radius and method.
+# Every map sees the same perturbed images (the generator is re-seeded per radius and map), explained
+# for the class predicted on the clean image. Beside the two CAMs, the controls: a random map drawn
+# afresh at every call, a constant centred Gaussian, the Sobel edges of the (perturbed) image, and
+# 1 - HiResCAM. Each is scored as eq. 8 defines it and normalised by the norm of the clean map (Yeh et
+# al. 2019).
 
 # %%
-rows = []
-for radius, n_samples in zip(radius_list, sample_list):
-    for method in METHODS:
-        result = max_sensitivity(explainer(model, target_layer, method), images, radius, n_samples, targets,
-                                 normalize=bool(normalize), generator=torch.Generator().manual_seed(run.seed),
-                                 chunk_size=chunk_size)
-        rows += [{"id": i, "method": method, "radius": radius, "samples": n_samples, "max_sensitivity": float(s)}
-                 for i, s in zip(ids, result.scores)]
-per_image = pd.DataFrame(rows)
+per_image = sensitivity_scores(explainers, images, ids, targets, radius_list, sample_list, run.seed, chunk_size)
 run.save_scores("max_sensitivity", per_image)
+means = per_image.groupby(["normalized", "radius", "method"])["max_sensitivity"].mean().unstack()[list(explainers)]
+glue("sens_means", means.rename(columns=METHOD_LABELS).round(4), display=False)
+means.rename(columns=METHOD_LABELS).round(4)
 
-comparison = compare_methods(per_image, "max_sensitivity", ["radius", "samples"], higher_is_better=False)
-table = method_table(comparison)
+# %% [markdown]
+# ## Can Max-Sensitivity tell an informative map from an uninformative one here?
+#
+# Per image the score is averaged over the radii (eq. 8, not normalised). A constant map scores 0, the
+# best possible value, and 1 - HiResCAM scores exactly what HiResCAM scores, because the distance
+# between two maps does not change when both are inverted: robustness is not informativeness.
+
+# %%
+controls = discrimination(comparer(per_image, "max_sensitivity", seed=run.seed))
+glue("sens_discriminates", discriminates(controls), display=False)
+print(f"Max-Sensitivity discriminates on this run: {discriminates(controls)}")
+glue("sens_controls", controls.replace(METHOD_LABELS).round(4), display=False)
+controls.replace(METHOD_LABELS).round(4)
+
+# %% [markdown]
+# ## HiResCAM against Grad-CAM
+#
+# `mean_difference` is HiResCAM minus Grad-CAM (negative favours HiResCAM) with its 95% bootstrap
+# interval and the Wilcoxon p-value, per radius, for eq. 8 and its normalised form. The figure plays
+# the role of Figure 15 of the original study.
+
+# %%
+cams_only = per_image[per_image["method"].isin(METHODS)]
+table = method_table(compare_methods(cams_only, "max_sensitivity", ["normalized", "radius", "samples"],
+                                     higher_is_better=False, seed=run.seed))
 glue("sens_table", table.round(4), display=False)
-glue("sens_mean_gradcam", float(per_image.query("method == 'gradcam'")["max_sensitivity"].mean()), display=False)
-glue("sens_mean_hirescam", float(per_image.query("method == 'hirescam'")["max_sensitivity"].mean()), display=False)
+secondary = comparer(per_image, "max_sensitivity", SECONDARY["max_sensitivity"], seed=run.seed)(*METHODS)
+primary = comparer(per_image, "max_sensitivity", seed=run.seed)(*METHODS)
+glue("sens_forms_agree", "yes" if primary["better"] == secondary["better"] else "no", display=False)
 table.round(4)
 
-# %% [markdown]
-# `mean_difference` is HiResCAM minus Grad-CAM (negative favours HiResCAM), with its 95% bootstrap
-# interval and the Wilcoxon p-value. The figure plays the role of Figure 15 of the original study.
-
 # %%
-summary = (per_image.groupby(["method", "radius"])["max_sensitivity"]
+summary = (per_image[~per_image["normalized"]].groupby(["method", "radius"])["max_sensitivity"]
            .agg(["mean", "sem"]).reset_index())
 summary["low"], summary["high"] = summary["mean"] - 1.96 * summary["sem"], summary["mean"] + 1.96 * summary["sem"]
 fig = metric_by_setting(summary.rename(columns={"mean": "max_sensitivity"}), "radius", "max_sensitivity",
-                        "mean Max-Sensitivity")
+                        "mean Max-Sensitivity (eq. 8)")
 glue("sens_by_radius_fig", fig)
 plt.close(fig)

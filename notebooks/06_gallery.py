@@ -27,13 +27,15 @@ n_localisation = 300  # images scored against the true object masks, when the da
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
+import torch
 from myst_nb import glue
 
 from camfaith.cams import METHODS, explain
+from camfaith.controls import control_maps
 from camfaith.device import model_device
 from camfaith.metrics import relevance_mass
 from camfaith.parameters import check_positive_integers
-from camfaith.plots import map_gallery
+from camfaith.plots import METHOD_LABELS, map_gallery, method_table
 from camfaith.runs import Run
 from camfaith.stats import compare_methods
 
@@ -56,7 +58,9 @@ plt.close(fig)
 #
 # On data with known object locations (the synthetic set) we can ask the question the metrics only
 # approximate: how much of each map's mass lies on the object that decides the class (relevance mass,
-# Arras et al. 2022; higher is better)? Other data sets have no masks and skip this step.
+# Arras et al. 2022; higher is better)? The controls of the metric chapters are scored too; a map
+# that knows where the object is must beat the random map and the inverted HiResCAM map. Other data
+# sets have no masks and skip this step.
 
 # %%
 masks = getattr(splits.test, "masks", None)
@@ -65,11 +69,16 @@ if masks is None:
 else:
     indices = run.test_indices(splits, n_localisation)
     images, labels, ids = run.test_images(splits, n_localisation, model_device(model))
-    maps = explain(model, target_layer, images)
+    explained = explain(model, target_layer, images)
+    maps = {m: explained[m] for m in METHODS} | control_maps(images, explained["hirescam"],
+                                                             torch.Generator().manual_seed(run.seed))
     rows = [{"id": i, "method": m, "correct": bool(p == y), "relevance_mass": float(r)}
-            for m in METHODS
-            for i, y, p, r in zip(ids, labels, maps["targets"], relevance_mass(maps[m], masks[indices]))]
+            for m in maps
+            for i, y, p, r in zip(ids, labels, explained["targets"], relevance_mass(maps[m], masks[indices]))]
     per_image = pd.DataFrame(rows)
     run.save_scores("localisation", per_image)
-    table = compare_methods(per_image.assign(all="all"), "relevance_mass", ["all"], higher_is_better=True)
+    table = method_table(compare_methods(per_image.assign(all="all"), "relevance_mass", ["all"],
+                                         higher_is_better=True, seed=run.seed))
     glue("gallery_localisation", table.round(4))
+    means = per_image.groupby("method")["relevance_mass"].mean()[list(maps)].rename(METHOD_LABELS)
+    glue("gallery_localisation_means", means.round(4).to_frame("mean relevance mass").T)

@@ -22,7 +22,6 @@
 results_dir = "results/default"  # the folder of one configuration's runs
 runs = "synthetic_vgg11"  # comma-separated run names, by default dataset_arch
 configuration = "default"  # the configuration's name, shown on the front page
-haas_scaling = "unit"  # attribution scaling whose HAAS enters the summary
 n_resamples = 2000  # bootstrap resamples
 seed = 0  # of the bootstrap
 
@@ -32,21 +31,49 @@ from myst_nb import glue
 
 from camfaith.parameters import parse_list
 from camfaith.plots import accuracy_scatter
-from camfaith.summary import collect, haas_extremes, published_directions, reference_table, side_by_side, verdict_counts
+from camfaith.summary import (
+    collect,
+    discriminating_runs,
+    haas_extremes,
+    published_directions,
+    reference_table,
+    sanity_extremes,
+    side_by_side,
+    verdict_counts,
+)
 
-summary = collect(results_dir, parse_list(runs, str), haas_scaling, n_resamples, seed)
+summary = collect(results_dir, parse_list(runs, str), n_resamples, seed)
 glue("summary_configuration", configuration, display=False)
 glue("summary_n_runs", len(summary.runs), display=False)
+for key, value in sanity_extremes(summary.runs).items():  # NaN where no run has a sanity chapter
+    glue(f"summary_{key}", value, display=False)
 glue("summary_table", summary.runs.round(3), display=False)
 summary.runs.round(3)
 
 # %% [markdown]
+# ## Can each metric tell an informative map from an uninformative one?
+#
+# Before a metric's verdict between the two CAMs means anything, the metric must rank both CAMs
+# above a uniform random map and above the inverted HiResCAM map (least relevant first), with paired
+# intervals that exclude zero. `yes` where it does on a run, `no` where it does not.
+
+# %%
+discrimination = summary.verdicts.pivot(index="run", columns="metric", values="discriminates")
+glue("summary_discrimination", discrimination, display=False)
+for metric, count in discriminating_runs(summary.verdicts).items():
+    glue(f"summary_{metric}_discriminating_runs", count, display=False)
+glue("summary_controls", summary.controls.round(4), display=False)
+discrimination
+
+# %% [markdown]
 # ## Paired verdicts
 #
-# Differences are HiResCAM minus Grad-CAM, with 95% bootstrap intervals; `p` is the Wilcoxon
-# signed-rank test for AOPC, Max-Sensitivity and relevance mass (on data with object masks),
-# McNemar's exact test for HAAS. A metric favours a method only when the interval excludes zero, in
-# that metric's direction.
+# Differences are HiResCAM minus Grad-CAM on each metric's primary endpoint, with 95% bootstrap
+# intervals; `p` is the Wilcoxon signed-rank test for AOPC, Max-Sensitivity and relevance mass (on
+# data with object masks), McNemar's exact test for HAAS. A metric favours a method only when the
+# interval excludes zero, in that metric's direction; the `verdict` is "not interpretable" where the
+# metric does not discriminate. `secondary favours` is the same comparison on the secondary variant
+# (normalised Max-Sensitivity; HAAS with the CAM in [0, 1] used as is), never counted as a verdict.
 
 # %%
 counts = verdict_counts(summary.verdicts)

@@ -32,8 +32,9 @@ TINY = {
                   "scheduler_gamma": 0.5, "patience": 0, "trainable_layers": "all", "normal_classes": ""},
         "aopc": {"n_images": 6, "regions": "2", "perturbation": "uniform", "chunk_size": 8},
         "max_sensitivity": {"n_images": 6, "radii": "0.1", "samples": "2", "chunk_size": 8},
-        "haas": {"n_images": 16, "scalings": "unit,signed"},
+        "haas": {"n_images": 16, "scalings": "centered,unit"},
         "gallery": {"n_images": 2, "n_localisation": 8},
+        "sanity": {"n_images": 4, "n_examples": 2},
     },
     "runs": [{"dataset": "synthetic", "arch": "vgg11"}],
     "summary": {"n_resamples": 200},
@@ -58,11 +59,11 @@ def test_pipeline_executes_every_notebook_and_writes_results(tiny_study):
     executed = tiny_study / "results/tiny/notebooks"
     names = {p.name for p in executed.rglob("*.ipynb")}
     assert {"faithfulness.ipynb", "summary.ipynb", "benchmark.ipynb"} <= names
-    topics = ("02_train", "03_aopc", "04_max_sensitivity", "05_haas", "06_gallery")
+    topics = ("02_train", "03_aopc", "04_max_sensitivity", "05_haas", "06_gallery", "08_sanity")
     assert {f"synthetic_vgg11_{t}.ipynb" for t in topics} <= names
     run = tiny_study / "results/tiny/synthetic_vgg11"
-    for name in ("best.pt", "last.pt", "report.json", "manifest.csv", "aopc.csv", "max_sensitivity.csv",
-                 "haas.csv", "localisation.csv"):
+    for name in ("best.pt", "last.pt", "report.json", "manifest.csv", "aopc.csv", "aopc_removal.csv",
+                 "max_sensitivity.csv", "haas.csv", "localisation.csv", "sanity.csv", "identity.csv"):
         assert (run / name).exists(), name
     # the chapter title names its run
     train = nbformat.read(executed / "results/synthetic_vgg11_02_train.ipynb", as_version=4)

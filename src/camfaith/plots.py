@@ -7,8 +7,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-METHOD_LABELS = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM"}
-METHOD_COLOURS = {"gradcam": "tab:orange", "hirescam": "tab:blue"}
+METHOD_LABELS = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM", "random": "random map", "centre": "centre prior",
+                 "edges": "Sobel edges", "inverted": "1 - HiResCAM"}
+METHOD_COLOURS = {"gradcam": "tab:orange", "hirescam": "tab:blue", "random": "0.55", "centre": "tab:olive",
+                  "edges": "tab:purple", "inverted": "0.2"}
+METHOD_STYLES = {"random": ":", "centre": "-.", "edges": "--", "inverted": ":"}  # the CAMs are solid
 
 
 def method_table(comparison: pd.DataFrame) -> pd.DataFrame:
@@ -62,12 +65,13 @@ def morf_curves(curves: dict[str, torch.Tensor], regions: int):
         mean = values.mean(0)
         error = values.std(0) / max(1, values.shape[0]) ** 0.5
         steps = np.arange(values.shape[1])
-        ax.plot(steps, mean, color=METHOD_COLOURS[method], label=METHOD_LABELS[method])
+        ax.plot(steps, mean, color=METHOD_COLOURS[method], linestyle=METHOD_STYLES.get(method, "-"),
+                label=METHOD_LABELS[method])
         ax.fill_between(steps, mean - error, mean + error, color=METHOD_COLOURS[method], alpha=0.2)
     ax.set_xlabel(f"cells removed (of {regions}x{regions})")
     ax.set_ylabel("probability of the predicted class")
     ax.set_title(f"MoRF curves, {regions}x{regions} heatmap")
-    ax.legend()
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -77,7 +81,8 @@ def metric_by_setting(frame: pd.DataFrame, setting: str, value: str, ylabel: str
     fig, ax = plt.subplots(figsize=(5, 3.4))
     for method, group in frame.groupby("method"):
         group = group.sort_values(setting)
-        ax.plot(group[setting], group[value], marker="o", color=METHOD_COLOURS[method], label=METHOD_LABELS[method])
+        ax.plot(group[setting], group[value], marker="o", color=METHOD_COLOURS[method],
+                linestyle=METHOD_STYLES.get(method, "-"), label=METHOD_LABELS[method])
         if {"low", "high"} <= set(group):
             ax.fill_between(group[setting], group["low"], group["high"], color=METHOD_COLOURS[method], alpha=0.2)
     if logx:

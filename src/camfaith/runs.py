@@ -41,7 +41,7 @@ RUN_FILE = "run.json"
 MANIFEST_FILE = "manifest.csv"
 REPORT_FILE = "report.json"
 CONFUSION_FILE = "confusion_matrix.csv"
-SCORES = ("aopc", "max_sensitivity", "haas", "localisation")
+SCORES = ("aopc", "aopc_removal", "max_sensitivity", "haas", "localisation", "sanity", "identity")
 
 
 @dataclass(frozen=True)

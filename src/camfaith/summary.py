@@ -1,9 +1,9 @@
 """The summary of a configuration: every run's scores and paired verdicts, beside the original study.
 
 :func:`collect` reads the run folders of a configuration and returns tidy tables; the summary
-chapter only shows them and glues their numbers into the prose. Per image, AOPC is averaged over
-the heatmap sizes and Max-Sensitivity over the radii, as in Table 10 of Lamprou (2023); the paired
-comparisons use these per-image means.
+chapter only shows them and glues their numbers into the prose. Every verdict rests on the primary
+endpoint of its metric, and is reported only where the metric discriminates on that run (see
+:mod:`camfaith.endpoints`).
 """
 
 from __future__ import annotations
@@ -15,25 +15,22 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from camfaith.endpoints import CAMS, ENDPOINTS, SECONDARY, comparer, discriminates, discrimination
 from camfaith.parameters import check_choice
 from camfaith.runs import Run
-from camfaith.stats import haas_comparison, paired_comparison
 
-#: metric name -> (glue/column key, per-image file, score column, higher is better)
-METRICS = {
-    "AOPC": ("aopc", "aopc", "aopc", True),
-    "Max-Sensitivity": ("max_sensitivity", "max_sensitivity", "max_sensitivity", False),
-    "HAAS": ("haas", "haas", None, True),
-    "Relevance mass": ("relevance_mass", "localisation", "relevance_mass", True),
-}
+#: metric key -> name shown to readers
+METRICS = {"aopc": "AOPC", "max_sensitivity": "Max-Sensitivity", "haas": "HAAS", "relevance_mass": "Relevance mass"}
 SIDES = {"second": "HiResCAM", "first": "Grad-CAM", "neither": "neither"}
+NOT_INTERPRETABLE = "not interpretable"
 #: columns of the runs table that hold a method's mean, as in Table 10 of Lamprou (2023)
-MEAN_COLUMNS = {"AOPC": "mean_aopc", "Max-Sensitivity": "mean_maxsens", "HAAS": "haas"}
+MEAN_COLUMNS = {"aopc": "mean_aopc", "max_sensitivity": "mean_maxsens", "haas": "haas"}
 
 
 class Summary(NamedTuple):
     runs: pd.DataFrame  # one row per run: data, network, test scores, the methods' means
-    verdicts: pd.DataFrame  # one row per run and metric: paired difference, interval, p, favoured map
+    verdicts: pd.DataFrame  # one row per run and metric: paired difference, interval, p, favoured map, verdict
+    controls: pd.DataFrame  # one row per run, metric, CAM and null control: does the metric rank the CAM better?
 
 
 def reference_table(name: str) -> pd.DataFrame:
@@ -45,27 +42,21 @@ def reference_table(name: str) -> pd.DataFrame:
         return pd.read_csv(path)
 
 
-def _per_image_means(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    return frame.groupby(["id", "method"])[column].mean().unstack()
-
-
-def compare_run(run: Run, haas_scaling: str = "unit", n_resamples: int = 2000, seed: int = 0) -> dict[str, dict]:
-    """The paired comparison (HiResCAM against Grad-CAM) of every metric the run has scores for."""
-    options = dict(n_resamples=n_resamples, seed=seed)
+def compare_run(run: Run, n_resamples: int = 2000, seed: int = 0) -> dict[str, dict]:
+    """Per metric the run has scores for: HiResCAM against Grad-CAM on the primary endpoint
+    (``result``), on the secondary variant where there is one (``secondary``), and the metric's
+    comparison of each CAM with the null controls (``controls``, None without them).
+    """
     comparisons = {}
-    for metric, (_, scores, column, higher_is_better) in METRICS.items():
-        if not run.has_scores(scores):
+    for metric, endpoint in ENDPOINTS.items():
+        if not run.has_scores(endpoint.scores):
             continue
-        frame = run.scores(scores)
-        if metric == "HAAS":
-            wide = frame.query("scaling == @haas_scaling").pivot(
-                index="id", columns="method", values=["label", "prediction", "ha_prediction"])
-            comparisons[metric] = haas_comparison(wide["label"]["gradcam"], wide["ha_prediction"]["gradcam"],
-                                                  wide["ha_prediction"]["hirescam"], wide["prediction"]["gradcam"],
-                                                  **options)
-        else:
-            means = _per_image_means(frame, column)
-            comparisons[metric] = paired_comparison(means["gradcam"], means["hirescam"], higher_is_better, **options)
+        frame = run.scores(endpoint.scores)
+        compare = comparer(frame, metric, n_resamples=n_resamples, seed=seed)
+        comparisons[metric] = {"result": compare(*CAMS), "controls": discrimination(compare), "secondary": None}
+        if metric in SECONDARY and any(column in frame for column in SECONDARY[metric]):
+            secondary = comparer(frame, metric, SECONDARY[metric], n_resamples=n_resamples, seed=seed)
+            comparisons[metric]["secondary"] = secondary(*CAMS)
     return comparisons
 
 
@@ -74,46 +65,90 @@ def _run_row(run: Run, comparisons: dict[str, dict]) -> dict:
     row = {"run": run.name, "dataset": run.dataset, "arch": run.arch, "options": run.dataset_options,
            "balanced_accuracy": report["balanced_accuracy"], "mean_auc": report["mean_auc"]}
     for metric, column in MEAN_COLUMNS.items():
-        result = comparisons.get(metric, {})
+        result = comparisons[metric]["result"] if metric in comparisons else {}
         row[f"{column}_gradcam"] = result.get("mean_first", float("nan"))
         row[f"{column}_hirescam"] = result.get("mean_second", float("nan"))
+    if run.has_scores("identity"):  # Proposition 4 on the trained network
+        identity = run.scores("identity")
+        row["prop4_hirescam_max"] = float(identity["hirescam_residual"].max())
+        row["prop4_gradcam_median"] = float(identity["gradcam_residual"].median())
+    if run.has_scores("sanity"):  # the randomisation test, every layer re-initialised
+        sanity = run.scores("sanity")
+        last = sanity[sanity["step"] == sanity["step"].max()].groupby("method")["spearman"].mean()
+        row |= {f"randomised_spearman_{method}": float(last.get(method, float("nan"))) for method in CAMS}
     return row
 
 
 def _verdict_rows(run: Run, comparisons: dict[str, dict]) -> list[dict]:
-    return [{"run": run.name, "dataset": run.dataset, "arch": run.arch, "metric": metric,
-             "HiResCAM - Grad-CAM": result["mean_difference"], "low": result["low"], "high": result["high"],
-             "p": result["p_value"], "favours": SIDES[result["better"]], "images": result["n"]}
-            for metric, result in comparisons.items()]
+    rows = []
+    for metric, comparison in comparisons.items():
+        result, secondary = comparison["result"], comparison["secondary"]
+        status = discriminates(comparison["controls"])
+        favours = SIDES[result["better"]]
+        rows.append({"run": run.name, "dataset": run.dataset, "arch": run.arch, "metric": METRICS[metric],
+                     "HiResCAM - Grad-CAM": result["mean_difference"], "low": result["low"], "high": result["high"],
+                     "p": result["p_value"], "favours": favours, "discriminates": status,
+                     "verdict": NOT_INTERPRETABLE if status == "no" else favours,
+                     "secondary favours": SIDES[secondary["better"]] if secondary else "",
+                     "images": result["n"]})
+    return rows
 
 
-def collect(results_dir: str | os.PathLike, runs: list[str], haas_scaling: str = "unit", n_resamples: int = 2000,
-            seed: int = 0) -> Summary:
+def _control_rows(run: Run, comparisons: dict[str, dict]) -> list[dict]:
+    return [{"run": run.name, "metric": METRICS[metric]} | row
+            for metric, comparison in comparisons.items() if comparison["controls"] is not None
+            for row in comparison["controls"].to_dict("records")]
+
+
+def collect(results_dir: str | os.PathLike, runs: list[str], n_resamples: int = 2000, seed: int = 0) -> Summary:
     """Read the finished runs of a configuration (folders under ``results_dir``) into a :class:`Summary`."""
     missing = [name for name in runs if not (Path(results_dir) / name / "report.json").exists()]
     if missing or not runs:
         raise FileNotFoundError(f"no finished runs {missing or runs!r} in {results_dir}: "
                                 "run the pipeline first (make results)")
-    rows, verdicts = [], []
+    rows, verdicts, controls = [], [], []
     for name in runs:
         run = Run.open(Path(results_dir) / name)
-        comparisons = compare_run(run, haas_scaling, n_resamples, seed)
+        comparisons = compare_run(run, n_resamples, seed)
         rows.append(_run_row(run, comparisons))
         verdicts += _verdict_rows(run, comparisons)
-    return Summary(pd.DataFrame(rows), pd.DataFrame(verdicts))
+        controls += _control_rows(run, comparisons)
+    return Summary(pd.DataFrame(rows), pd.DataFrame(verdicts), pd.DataFrame(controls))
 
 
 def verdict_counts(verdicts: pd.DataFrame) -> pd.DataFrame:
     """How many runs each metric (rows: ``aopc``, ``max_sensitivity``, ...) resolves each way.
 
-    Columns ``hirescam``, ``gradcam`` and ``neither``; every metric has a row, zeros where it has no runs.
+    Columns ``hirescam``, ``gradcam``, ``neither`` and ``not_interpretable`` (the metric did not
+    discriminate on that run); every metric has a row, zeros where it has no runs.
     """
-    table = pd.DataFrame(0, index=list(METRICS), columns=list(SIDES.values()))
+    sides = [*SIDES.values(), NOT_INTERPRETABLE]
+    table = pd.DataFrame(0, index=list(METRICS.values()), columns=sides)
     if len(verdicts):
-        table.update(verdicts.groupby(["metric", "favours"]).size().unstack(fill_value=0))
-    table.index = [key for key, *_ in METRICS.values()]
-    table.columns = ["hirescam", "gradcam", "neither"]
+        table.update(verdicts.groupby(["metric", "verdict"]).size().unstack(fill_value=0))
+    table.index = list(METRICS)
+    table.columns = ["hirescam", "gradcam", "neither", "not_interpretable"]
     return table.astype(int)
+
+
+def discriminating_runs(verdicts: pd.DataFrame) -> pd.Series:
+    """On how many runs each metric (key ``aopc``, ...) told both CAMs from the null controls."""
+    yes = verdicts[verdicts["discriminates"] == "yes"] if len(verdicts) else verdicts
+    counts = yes.groupby("metric").size() if len(yes) else pd.Series(dtype=int)
+    return pd.Series({key: int(counts.get(name, 0)) for key, name in METRICS.items()})
+
+
+def sanity_extremes(runs: pd.DataFrame) -> dict[str, float]:
+    """The worst case over runs of the sanity checks: the largest HiResCAM residual of Proposition 4,
+    the smallest median Grad-CAM gap, and the largest rank correlation of a CAM with its trained
+    version after full randomisation (NaN where no run has a sanity chapter)."""
+    def column(name: str) -> pd.Series:
+        return runs[name] if name in runs else pd.Series([float("nan")])
+
+    randomised = pd.concat([column(f"randomised_spearman_{method}") for method in CAMS])
+    return {"prop4_hirescam_max": float(column("prop4_hirescam_max").max()),
+            "prop4_gradcam_median": float(column("prop4_gradcam_median").min()),
+            "randomised_spearman_max": float(randomised.max())}
 
 
 def published_directions() -> pd.Series:

@@ -1,0 +1,111 @@
+"""Per-image tables of the metrics for many maps at once: the two CAMs and the controls.
+
+Each function scores every map of a chapter on the same images with the same random draws, and
+returns a tidy frame (one row per image, map and setting) that the chapter saves with
+:meth:`camfaith.runs.Run.save_scores` and compares with :mod:`camfaith.endpoints`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+
+from camfaith.metrics import aopc_methods, haas, haas_ratio, max_sensitivity, zero_shares
+
+
+def aopc_scores(model: nn.Module, images: torch.Tensor, ids: Sequence[str], maps: dict[str, torch.Tensor],
+                regions: Sequence[int], targets: torch.Tensor, seed: int, perturbation="uniform",
+                orders: Sequence[str] = ("morf",), tie_break: str = "stable",
+                chunk_size: int = 64) -> tuple[pd.DataFrame, dict]:
+    """AOPC of every map for each heatmap size and removal order (one clean pass and one noise draw each).
+
+    Returns the per-image frame (columns ``id, method, regions, order, aopc``) and the curves by
+    ``(regions, method, order)``.
+    """
+    rows, curves = [], {}
+    for size in regions:
+        results = aopc_methods(model, images, maps, regions=size, perturbation=perturbation, seed=seed,
+                               chunk_size=chunk_size, targets=targets, orders=tuple(orders), tie_break=tie_break)
+        for (method, order), result in results.items():
+            curves[(size, method, order)] = result.curves
+            rows += [{"id": i, "method": method, "regions": size, "order": order, "aopc": float(score)}
+                     for i, score in zip(ids, result.scores)]
+    return pd.DataFrame(rows), curves
+
+
+def morf_minus_lerf(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per image and map, the area between the LeRF and the MoRF curve (MoRF AOPC - LeRF AOPC; Tomsett et
+    al. 2020): higher is better, and a map that orders cells no better than chance scores about 0."""
+    wide = frame.pivot_table(index=[c for c in frame if c not in ("order", "aopc")], columns="order", values="aopc")
+    return (wide["morf"] - wide["lerf"]).rename("aopc").reset_index().assign(order="morf-lerf")
+
+
+def tie_table(maps: dict[str, torch.Tensor], regions: int) -> pd.DataFrame:
+    """Per map, the share of all-zero maps and the mean share of tied heatmap cells."""
+    rows = []
+    for method, values in maps.items():
+        shares = zero_shares(values, regions)
+        rows.append({"method": method, "all-zero maps": float(shares.all_zero.float().mean()),
+                     "tied cells": float(shares.tie_share.float().mean())})
+    return pd.DataFrame(rows)
+
+
+def sensitivity_scores(explainers: dict[str, Callable], images: torch.Tensor, ids: Sequence[str],
+                       targets: torch.Tensor, radii: Sequence[float], samples: Sequence[int], seed: int,
+                       chunk_size: int = 32) -> pd.DataFrame:
+    """Max-Sensitivity of every explanation function, as eq. 8 of Lamprou (2023) and normalised.
+
+    Each radius and map sees the same perturbed images (the generator is re-seeded). The normalised
+    form (Yeh et al. 2019) divides by the norm of the clean map; dividing the largest distance by a
+    per-image constant equals taking the largest normalised distance, so it costs nothing more.
+    Columns ``id, method, radius, samples, normalized, max_sensitivity``.
+    """
+    rows = []
+    for method, explain in explainers.items():
+        clean_norm = torch.linalg.vector_norm(explain(images, targets).flatten(1).double(), dim=1)
+        clean_norm = torch.where(clean_norm == 0, torch.ones_like(clean_norm), clean_norm).cpu()
+        for radius, n_samples in zip(radii, samples):
+            result = max_sensitivity(explain, images, radius, n_samples, targets,
+                                     generator=torch.Generator().manual_seed(seed), chunk_size=chunk_size)
+            scores = result.scores.double().cpu()
+            for normalized, values in ((False, scores), (True, scores / clean_norm)):
+                rows += [{"id": i, "method": method, "radius": radius, "samples": n_samples, "normalized": normalized,
+                          "max_sensitivity": float(value)} for i, value in zip(ids, values)]
+    return pd.DataFrame(rows)
+
+
+def haas_scores(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, ids: Sequence[str],
+                maps: dict[str, torch.Tensor], scalings: Sequence[str]) -> pd.DataFrame:
+    """Predictions on the original and on the HA images for every map and attribution scaling.
+
+    ``maps`` holds post-processed maps in [0, 1]; a key ``raw_<method>`` holds the signed raw map
+    that the ``signed`` scaling uses instead (maps without one are not scored under ``signed``).
+    Columns ``id, scaling, method, label, prediction, ha_prediction``.
+    """
+    rows = []
+    for scaling in scalings:
+        for method, values in maps.items():
+            if method.startswith("raw_"):
+                continue
+            if scaling == "signed":
+                if f"raw_{method}" not in maps:
+                    continue
+                values = maps[f"raw_{method}"]
+            result = haas(model, images, labels, values, attribution_scaling=scaling)
+            rows += [{"id": i, "scaling": scaling, "method": method, "label": int(y), "prediction": int(p),
+                      "ha_prediction": int(q)}
+                     for i, y, p, q in zip(ids, labels, result.predictions, result.ha_predictions)]
+    return pd.DataFrame(rows)
+
+
+def haas_table(per_image: pd.DataFrame) -> pd.DataFrame:
+    """HAAS (eq. 10 of Lamprou 2023) of each scaling (rows) and map (columns), from :func:`haas_scores`."""
+    def ratio(group: pd.DataFrame) -> float:
+        return float(haas_ratio(*(torch.tensor(group[c].to_numpy()) for c in ("label", "prediction", "ha_prediction"))))
+
+    methods = list(dict.fromkeys(per_image["method"]))
+    table = per_image.groupby(["scaling", "method"])[["label", "prediction", "ha_prediction"]].apply(ratio)
+    return table.unstack().reindex(index=list(dict.fromkeys(per_image["scaling"])), columns=methods)

@@ -1,0 +1,79 @@
+"""Primary endpoints, the null-control test of discrimination, and the summary's verdicts built on them."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from camfaith.endpoints import comparer, discriminates, discrimination, select
+from camfaith.runs import Run
+from camfaith.summary import collect, discriminating_runs, verdict_counts
+
+RNG = np.random.default_rng(0)
+IDS = [f"img{i}" for i in range(40)]
+
+
+def aopc_frame(means: dict[str, float], noise: float = 0.02) -> pd.DataFrame:
+    """Per-image AOPC of each map at two heatmap sizes, around the given means."""
+    return pd.DataFrame([{"id": i, "method": method, "regions": size, "aopc": mean + noise * RNG.standard_normal()}
+                         for method, mean in means.items() for size in (4, 8) for i in IDS])
+
+
+def test_a_metric_that_ranks_both_cams_above_the_controls_discriminates():
+    frame = aopc_frame({"gradcam": 0.6, "hirescam": 0.62, "random": 0.3, "inverted": 0.1})
+    table = discrimination(comparer(frame, "aopc"))
+    assert list(table["control"]) == ["random", "inverted", "random", "inverted"]
+    assert table["beats"].all() and discriminates(table) == "yes"
+    assert (table["difference"] > 0).all()
+
+
+def test_a_metric_that_scores_a_random_map_like_the_cams_does_not():
+    frame = aopc_frame({"gradcam": 0.6, "hirescam": 0.6, "random": 0.6, "inverted": 0.1})
+    table = discrimination(comparer(frame, "aopc"))
+    assert not table.query("control == 'random'")["beats"].any() and discriminates(table) == "no"
+    assert discrimination(comparer(aopc_frame({"gradcam": 0.6, "hirescam": 0.6}), "aopc")) is None
+    assert discriminates(None) == "no controls"
+
+
+def test_lower_is_better_metrics_and_the_primary_setting():
+    rows = [{"id": i, "method": m, "radius": 0.1, "normalized": normalized, "max_sensitivity": value}
+            for i in IDS for normalized in (False, True)
+            for m, value in (("gradcam", 1.0), ("hirescam", 0.5), ("random", 3.0), ("inverted", 0.5))]
+    frame = pd.DataFrame(rows)
+    assert set(select(frame, "max_sensitivity")["normalized"]) == {False}
+    table = discrimination(comparer(frame, "max_sensitivity"))
+    # the inverted map moves exactly as much as HiResCAM: no interval excludes zero
+    assert discriminates(table) == "no"
+    assert table.query("control == 'random'")["beats"].all()
+    with pytest.raises(ValueError, match="no rows with"):
+        select(frame, "max_sensitivity", {"normalized": "both"})
+
+
+def test_haas_compares_the_correctness_of_ha_predictions():
+    rows = []
+    for n, i in enumerate(IDS):
+        for method, right in (("gradcam", n % 4 != 0), ("hirescam", True), ("random", n % 4 == 0),
+                              ("inverted", n % 4 == 1)):
+            rows.append({"id": i, "scaling": "centered", "method": method, "label": 1, "prediction": 1,
+                         "ha_prediction": 1 if right else 0})
+    compare = comparer(pd.DataFrame(rows), "haas", n_resamples=500)
+    assert compare("gradcam", "hirescam")["better"] == "second"
+    assert discriminates(discrimination(compare)) == "yes"
+
+
+def test_the_summary_reports_a_verdict_only_where_the_metric_discriminates(tmp_path):
+    report = {"balanced_accuracy": 0.9, "precision_weighted": 0.9, "recall_weighted": 0.9, "f1_weighted": 0.9,
+              "mean_auc": 0.95, "confusion_matrix": [[1]], "class_names": ["a"]}
+    for name, means in (("good", {"gradcam": 0.5, "hirescam": 0.6, "random": 0.2, "inverted": 0.1}),
+                        ("blind", {"gradcam": 0.5, "hirescam": 0.6, "random": 0.6, "inverted": 0.6})):
+        run = Run.create(tmp_path / name, dataset="synthetic", arch="vgg11", input_size=32)
+        run.save_report(report)
+        run.save_scores("aopc", aopc_frame(means))
+    summary = collect(tmp_path, ["good", "blind"], n_resamples=500)
+    verdicts = summary.verdicts.set_index("run")
+    assert verdicts.loc["good", "verdict"] == "HiResCAM" and verdicts.loc["good", "discriminates"] == "yes"
+    assert verdicts.loc["blind", "favours"] == "HiResCAM" and verdicts.loc["blind", "verdict"] == "not interpretable"
+    counts = verdict_counts(summary.verdicts)
+    assert counts.loc["aopc", "hirescam"] == 1 and counts.loc["aopc", "not_interpretable"] == 1
+    assert counts.loc["haas"].sum() == 0
+    assert discriminating_runs(summary.verdicts)["aopc"] == 1
+    assert set(summary.controls["run"]) == {"good", "blind"}
