@@ -36,12 +36,11 @@ from myst_nb import glue
 from camfaith.cams import METHODS, explain
 from camfaith.controls import control_maps
 from camfaith.device import model_device
-from camfaith.endpoints import comparer, discriminates, discrimination
+from camfaith.endpoints import discriminates, discrimination
 from camfaith.parameters import check_positive_integers, parse_list
 from camfaith.plots import METHOD_LABELS, method_table, metric_by_setting, morf_curves
 from camfaith.runs import Run
 from camfaith.scoring import aopc_scores, morf_minus_lerf, tie_table
-from camfaith.stats import compare_methods
 
 check_positive_integers(n_images=n_images, chunk_size=chunk_size)
 region_list = parse_list(regions, int)
@@ -75,7 +74,7 @@ means.rename(columns=METHOD_LABELS).round(4)
 # beat the random map and the inverted map with paired 95% intervals that exclude zero.
 
 # %%
-controls = discrimination(comparer(per_image, "aopc", seed=run.seed))
+controls = discrimination(run.comparer(per_image, "aopc"))
 glue("aopc_discriminates", discriminates(controls), display=False)
 print(f"AOPC discriminates on this run: {discriminates(controls)}")
 glue("aopc_controls", controls.replace(METHOD_LABELS).round(4), display=False)
@@ -89,7 +88,7 @@ controls.replace(METHOD_LABELS).round(4)
 # of the original study shows the CAMs' 8x8 ones).
 
 # %%
-table = method_table(compare_methods(per_image, "aopc", ["regions"], higher_is_better=True, seed=run.seed))
+table = method_table(run.compare_methods(per_image, "aopc", ["regions"], higher_is_better=True))
 glue("aopc_table", table.round(4), display=False)
 table.round(4)
 
@@ -122,7 +121,7 @@ for fill in ("uniform", 0.0, "road"):
 removal = pd.concat(removal, ignore_index=True)
 run.save_scores("aopc_removal", removal)
 verdicts = pd.concat([
-    compare_methods(group, "aopc", ["removal", "order"], higher_is_better=order != "lerf", seed=run.seed)
+    run.compare_methods(group, "aopc", ["removal", "order"], higher_is_better=order != "lerf")
     for order, group in removal.groupby("order")], ignore_index=True)
 verdicts = method_table(verdicts)[["removal", "order", "Grad-CAM", "HiResCAM", "mean_difference", "low", "high",
                                    "better"]]
@@ -145,7 +144,7 @@ ties.round(4)
 shuffled, _ = aopc_scores(model, images, ids, cams_only, region_list[:1], targets, run.seed, perturbation,
                           tie_break="random", chunk_size=chunk_size)
 tie_verdicts = pd.concat([
-    method_table(compare_methods(frame, "aopc", ["regions"], higher_is_better=True, seed=run.seed)).assign(ties=name)
+    method_table(run.compare_methods(frame, "aopc", ["regions"], higher_is_better=True)).assign(ties=name)
     for name, frame in (("stable", per_image[per_image["regions"] == region_list[0]]), ("random", shuffled))])
 glue("aopc_tie_verdicts", tie_verdicts.round(4), display=False)
 tie_verdicts.round(4)

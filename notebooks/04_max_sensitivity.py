@@ -35,12 +35,11 @@ from myst_nb import glue
 from camfaith.cams import METHODS, explainer
 from camfaith.controls import control_explainers
 from camfaith.device import model_device
-from camfaith.endpoints import SECONDARY, comparer, discriminates, discrimination
+from camfaith.endpoints import SECONDARY, discriminates, discrimination
 from camfaith.parameters import check_positive_integers, parse_list
 from camfaith.plots import METHOD_LABELS, method_table, metric_by_setting
 from camfaith.runs import Run
 from camfaith.scoring import sensitivity_scores
-from camfaith.stats import compare_methods
 
 check_positive_integers(n_images=n_images, chunk_size=chunk_size)
 radius_list, sample_list = parse_list(radii, float), parse_list(samples, int)
@@ -78,7 +77,7 @@ means.rename(columns=METHOD_LABELS).round(4)
 # between two maps does not change when both are inverted: robustness is not informativeness.
 
 # %%
-controls = discrimination(comparer(per_image, "max_sensitivity", seed=run.seed))
+controls = discrimination(run.comparer(per_image, "max_sensitivity"))
 glue("sens_discriminates", discriminates(controls), display=False)
 print(f"Max-Sensitivity discriminates on this run: {discriminates(controls)}")
 glue("sens_controls", controls.replace(METHOD_LABELS).round(4), display=False)
@@ -93,12 +92,14 @@ controls.replace(METHOD_LABELS).round(4)
 
 # %%
 cams_only = per_image[per_image["method"].isin(METHODS)]
-table = method_table(compare_methods(cams_only, "max_sensitivity", ["normalized", "radius", "samples"],
-                                     higher_is_better=False, seed=run.seed))
+table = method_table(run.compare_methods(cams_only, "max_sensitivity", ["normalized", "radius", "samples"],
+                                         higher_is_better=False))
 glue("sens_table", table.round(4), display=False)
-secondary = comparer(per_image, "max_sensitivity", SECONDARY["max_sensitivity"], seed=run.seed)(*METHODS)
-primary = comparer(per_image, "max_sensitivity", seed=run.seed)(*METHODS)
-glue("sens_forms_agree", "yes" if primary["better"] == secondary["better"] else "no", display=False)
+secondary = run.comparer(per_image, "max_sensitivity", SECONDARY["max_sensitivity"])(*METHODS)
+primary = run.comparer(per_image, "max_sensitivity")(*METHODS)
+agree = primary["better"] == secondary["better"]
+glue("sens_forms_agree", "yes" if agree else "no", display=False)
+print("Averaged over the radii, eq. 8 and its normalised form " + ("agree." if agree else "disagree."))
 table.round(4)
 
 # %%

@@ -37,7 +37,7 @@ from myst_nb import glue
 from camfaith.cams import METHODS, explain
 from camfaith.controls import control_maps
 from camfaith.device import model_device
-from camfaith.endpoints import comparer, discriminates, discrimination
+from camfaith.endpoints import discriminates, discrimination
 from camfaith.metrics import ATTRIBUTION_SCALINGS, ha_attribution, ha_images
 from camfaith.parameters import check_choice, check_positive_integers, parse_list
 from camfaith.plots import METHOD_LABELS, image_rows
@@ -79,7 +79,7 @@ scores.rename(columns=METHOD_LABELS).round(4)
 # nearly every image, HAAS can only stay at or fall below 1, and there is little room to discriminate.
 
 # %%
-controls = discrimination(comparer(per_image, "haas", seed=run.seed))
+controls = discrimination(run.comparer(per_image, "haas"))
 glue("haas_discriminates", discriminates(controls), display=False)
 print(f"HAAS discriminates on this run: {discriminates(controls)}")
 glue("haas_controls", controls.replace(METHOD_LABELS).round(4), display=False)

@@ -37,7 +37,6 @@ from camfaith.metrics import relevance_mass
 from camfaith.parameters import check_positive_integers
 from camfaith.plots import METHOD_LABELS, map_gallery, method_table
 from camfaith.runs import Run
-from camfaith.stats import compare_methods
 
 check_positive_integers(n_images=n_images, n_localisation=n_localisation)
 run = Run.open(run_dir)
@@ -77,8 +76,8 @@ else:
             for i, y, p, r in zip(ids, labels, explained["targets"], relevance_mass(maps[m], masks[indices]))]
     per_image = pd.DataFrame(rows)
     run.save_scores("localisation", per_image)
-    table = method_table(compare_methods(per_image.assign(all="all"), "relevance_mass", ["all"],
-                                         higher_is_better=True, seed=run.seed))
+    table = method_table(run.compare_methods(per_image.assign(all="all"), "relevance_mass", ["all"],
+                                             higher_is_better=True))
     glue("gallery_localisation", table.round(4))
     means = per_image.groupby("method")["relevance_mass"].mean()[list(maps)].rename(METHOD_LABELS)
     glue("gallery_localisation_means", means.round(4).to_frame("mean relevance mass").T)

@@ -38,6 +38,7 @@ from camfaith.summary import (
     published_directions,
     reference_table,
     sanity_extremes,
+    secondary_flips,
     side_by_side,
     verdict_counts,
 )
@@ -69,11 +70,14 @@ discrimination
 # ## Paired verdicts
 #
 # Differences are HiResCAM minus Grad-CAM on each metric's primary endpoint, with 95% bootstrap
-# intervals; `p` is the Wilcoxon signed-rank test for AOPC, Max-Sensitivity and relevance mass (on
-# data with object masks), McNemar's exact test for HAAS. A metric favours a method only when the
-# interval excludes zero, in that metric's direction; the `verdict` is "not interpretable" where the
-# metric does not discriminate. `secondary favours` is the same comparison on the secondary variant
-# (normalised Max-Sensitivity; HAAS with the CAM in [0, 1] used as is), never counted as a verdict.
+# intervals that resample whole lesions or patients where the data set has them (`resampled`); `p` is
+# the Wilcoxon signed-rank test for AOPC, Max-Sensitivity and relevance mass (on data with object
+# masks), McNemar's exact test for HAAS, and `p (Holm)` the same adjusted over every primary test of
+# this configuration (Holm 1979). A metric favours a method when the interval excludes zero in its
+# direction (`favours`); the `verdict` also needs the adjusted test below 0.05, and is "not
+# interpretable" where the metric does not discriminate. `secondary favours` is the same comparison
+# on the secondary variant (normalised Max-Sensitivity; HAAS with the CAM in [0, 1] used as is),
+# never counted as a verdict.
 
 # %%
 counts = verdict_counts(summary.verdicts)
@@ -81,6 +85,8 @@ for metric, row in counts.iterrows():
     for side, count in row.items():
         glue(f"summary_{metric}_{side}", int(count), display=False)
 glue("summary_n_localised", int(counts.loc["relevance_mass"].sum()), display=False)
+for metric, count in secondary_flips(summary.verdicts).items():
+    glue(f"summary_{metric}_secondary_flips", count, display=False)
 glue("summary_verdicts", summary.verdicts.round(4), display=False)
 summary.verdicts.round(4)
 

@@ -4,7 +4,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from camfaith.stats import bootstrap_mean_interval, compare_methods, haas_comparison, paired_comparison
+from camfaith.stats import (
+    bootstrap_mean_interval,
+    compare_methods,
+    haas_comparison,
+    holm,
+    interval_standard_error,
+    paired_comparison,
+    pooled_effect,
+)
 
 
 def test_bootstrap_interval_of_a_constant_is_the_constant():
@@ -55,3 +63,145 @@ def test_haas_comparison_counts_and_direction():
     assert result["better"] == "second" and result["p_value"] < 1e-4
     with pytest.raises(ValueError, match="none of these images"):
         haas_comparison(labels, first, second, np.ones(40, dtype=int))
+
+
+# --- clustered images: the cluster bootstrap resamples whole groups -------------------------------
+
+
+def clustered_scores(n_groups=20, per_group=10, seed=0):
+    """Scores whose images share a strong group effect (sd 1) over little image noise (sd 0.1)."""
+    rng = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(n_groups), per_group)
+    return rng.normal(0, 1, n_groups)[groups] + rng.normal(0, 0.1, groups.size), groups
+
+
+def test_cluster_bootstrap_widens_the_interval_of_correlated_images():
+    values, groups = clustered_scores()
+    mean, low, high = bootstrap_mean_interval(values)
+    cluster = bootstrap_mean_interval(values, groups=groups)
+    assert cluster[0] == mean
+    # 200 images carry little more than the information of 20 groups: width grows by about sqrt(10)
+    assert cluster[2] - cluster[1] > 2.5 * (high - low)
+    group_means = values.reshape(20, 10).mean(axis=1)
+    expected = 2 * 1.96 * group_means.std() / np.sqrt(20)  # the interval of 20 independent group means
+    assert cluster[2] - cluster[1] == pytest.approx(expected, rel=0.15)
+
+
+def test_cluster_bootstrap_with_one_image_per_group_is_the_image_bootstrap():
+    rng = np.random.default_rng(1)
+    first, second = rng.normal(0, 1, 50), rng.normal(0.2, 1, 50)
+    first[[4, 17]] = np.nan
+    labels = [f"lesion{i}" for i in rng.permutation(50)]  # unique labels, in no particular order
+    assert bootstrap_mean_interval(second, groups=labels) == bootstrap_mean_interval(second)
+    images = paired_comparison(first, second, True, seed=3)
+    groups = paired_comparison(first, second, True, seed=3, groups=labels)
+    assert images.pop("resampled") == "images" and groups.pop("resampled") == "groups"
+    assert groups == images and groups["n_groups"] == 48
+    labels_, predictions = rng.integers(0, 3, 50), rng.integers(0, 3, 50)
+    ha_first, ha_second = rng.integers(0, 3, 50), rng.integers(0, 3, 50)
+    images = haas_comparison(labels_, ha_first, ha_second, predictions, seed=5)
+    groups = haas_comparison(labels_, ha_first, ha_second, predictions, seed=5, groups=labels)
+    assert groups.pop("resampled") == "groups" and images.pop("resampled") == "images"
+    assert groups == images
+
+
+def test_without_groups_the_draws_are_the_plain_image_bootstrap():
+    values = np.random.default_rng(2).normal(size=30)
+    draws = np.random.default_rng(7).integers(0, 30, size=(500, 30))
+    means = values[draws].mean(axis=1)
+    expected = (values.mean(), np.quantile(means, 0.05), np.quantile(means, 0.95))
+    assert bootstrap_mean_interval(values, 0.9, 500, seed=7) == expected
+
+
+def test_missing_scores_drop_their_images_and_empty_groups():
+    values, groups = clustered_scores(n_groups=6, per_group=4, seed=4)
+    first = np.zeros_like(values)
+    first[groups == 2] = np.nan  # a whole group without scores
+    first[[0, 5]] = np.nan  # and single images of other groups
+    result = paired_comparison(first, values, True, groups=groups)
+    keep = ~np.isnan(first)
+    assert result["n"] == 24 - 6 and result["n_groups"] == 5
+    assert result == paired_comparison(first[keep], values[keep], True, groups=groups[keep])
+
+
+def test_cluster_haas_widens_when_whole_groups_are_right_or_wrong():
+    rng = np.random.default_rng(6)
+    groups = np.repeat(np.arange(15), 8)
+    labels = np.zeros(groups.size, dtype=int)
+    predictions = np.where(rng.random(15)[groups] < 0.6, 0, 1)  # the model is right on whole lesions
+    ha_first = np.where(rng.random(15)[groups] < 0.5, 0, 1)
+    ha_second = np.where(rng.random(15)[groups] < 0.7, 0, 1)
+    images = haas_comparison(labels, ha_first, ha_second, predictions)
+    cluster = haas_comparison(labels, ha_first, ha_second, predictions, groups=groups)
+    assert cluster["mean_difference"] == images["mean_difference"] and cluster["n_groups"] == 15
+    assert cluster["high"] - cluster["low"] > 2 * (images["high"] - images["low"])
+
+
+def test_compare_methods_takes_the_groups_from_a_column():
+    values, groups = clustered_scores(n_groups=8, per_group=5, seed=8)
+    ids = [f"img{i:03d}" for i in range(values.size)]  # the pivot sorts ids: keep them in image order
+    frame = pd.DataFrame({"id": ids * 2, "method": ["gradcam"] * 40 + ["hirescam"] * 40, "regions": 4,
+                          "lesion": np.tile(groups, 2), "aopc": np.r_[np.zeros(40), values]})
+    result = compare_methods(frame, "aopc", ["regions"], higher_is_better=True, groups="lesion")
+    expected = paired_comparison(np.zeros(40), values, True, groups=groups)
+    assert result.loc[0, "resampled"] == "groups" and result.loc[0, "n_groups"] == 8
+    assert (result.loc[0, "low"], result.loc[0, "high"]) == (expected["low"], expected["high"])
+    with pytest.raises(ValueError, match="no column 'patient'"):
+        compare_methods(frame, "aopc", ["regions"], higher_is_better=True, groups="patient")
+    frame.loc[0, "lesion"] = 99  # img0 now in two groups
+    with pytest.raises(ValueError, match="more than one 'lesion' label"):
+        compare_methods(frame, "aopc", ["regions"], higher_is_better=True, groups="lesion")
+
+
+def test_bad_groups_raise_clear_errors():
+    with pytest.raises(ValueError, match="one label per value"):
+        bootstrap_mean_interval([1.0, 2.0, 3.0], groups=[0, 1])
+    with pytest.raises(ValueError, match="one label per value"):
+        paired_comparison([1.0, 2.0], [2.0, 3.0], True, groups=[0, 0, 1])
+    with pytest.raises(ValueError, match="one label per value"):
+        haas_comparison([0, 0], [0, 1], [0, 0], [0, 0], groups=[0])
+    with pytest.raises(ValueError, match="missing labels"):
+        bootstrap_mean_interval([1.0, 2.0], groups=["a", None])
+
+
+# --- families of comparisons and pooling across data sets -------------------------------------------
+
+
+def test_holm_matches_the_hand_computed_step_down():
+    # sorted p: 0.005, 0.01, 0.03, 0.04 -> times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04 -> running max
+    p = [0.01, 0.04, 0.03, 0.005]
+    np.testing.assert_allclose(holm(p), [0.03, 0.06, 0.06, 0.02])
+    # a NaN stays NaN and does not enlarge the family
+    np.testing.assert_allclose(holm([0.01, np.nan, 0.04, 0.03, 0.005]), [0.03, np.nan, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(holm([0.5, 0.6]), [1.0, 1.0])  # capped at 1
+    assert np.isnan(holm([np.nan, np.nan])).all()
+    with pytest.raises(ValueError, match=r"lie in \[0, 1\]"):
+        holm([0.2, 1.5])
+
+
+def test_pooled_effect_of_identical_studies_is_their_common_value():
+    errors = np.array([0.1, 0.2, 0.1, 0.3])
+    result = pooled_effect([0.3] * 4, errors)
+    half_width = 1.959964 / np.sqrt((1 / errors**2).sum())  # the fixed-effect interval
+    assert result["mean"] == pytest.approx(0.3) and result["tau2"] == 0 and result["n"] == 4
+    assert (result["low"], result["high"]) == pytest.approx((0.3 - half_width, 0.3 + half_width))
+
+
+def test_pooled_effect_of_disagreeing_studies_widens_by_tau2():
+    estimates, errors = np.array([0.0, 1.0, 2.0, 3.0, np.nan]), np.array([0.1, 0.1, 0.1, 0.1, 0.1])
+    result = pooled_effect(estimates, errors)
+    # DerSimonian-Laird by hand: w = 100, Q = 100 * 5 = 500, c = 400 - 100**2 * 4 / 400 = 300
+    assert result["tau2"] == pytest.approx((500 - 3) / 300) and result["n"] == 4
+    assert result["mean"] == pytest.approx(1.5)
+    fixed_half_width = 1.96 * np.sqrt(1 / 400)
+    assert result["high"] - result["low"] > 10 * 2 * fixed_half_width
+    assert result["high"] - result["low"] == pytest.approx(2 * 1.959964 * np.sqrt((0.01 + result["tau2"]) / 4))
+    with pytest.raises(ValueError, match="at least two studies"):
+        pooled_effect([1.0, np.nan], [0.1, 0.1])
+    with pytest.raises(ValueError, match="must be positive"):
+        pooled_effect([1.0, 2.0], [0.1, 0.0])
+
+
+def test_interval_standard_error_inverts_a_normal_interval():
+    assert interval_standard_error(-1.96, 1.96) == pytest.approx(1.0, rel=1e-4)
+    np.testing.assert_allclose(interval_standard_error([0.0, 1.0], [0.392, 1.196]), [0.1, 0.05], rtol=1e-4)

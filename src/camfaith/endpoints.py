@@ -61,25 +61,41 @@ def select(frame: pd.DataFrame, metric: str, settings: dict | None = None) -> pd
 
 
 def comparer(frame: pd.DataFrame, metric: str, settings: dict | None = None, n_resamples: int = 2000,
-             seed: int = 0) -> Callable[[str, str], dict]:
-    """``compare(first, second)``: the paired comparison of two maps (``second - first``) on the endpoint."""
+             seed: int = 0, groups: pd.Series | None = None) -> Callable[[str, str], dict]:
+    """``compare(first, second)``: the paired comparison of two maps (``second - first``) on the endpoint.
+
+    ``groups`` maps image ids to the group (lesion, patient) each belongs to; the bootstrap then
+    resamples whole groups (a cluster bootstrap), otherwise images.
+    """
     endpoint = ENDPOINTS[metric]
     rows = select(frame, metric, settings)
-    options = dict(n_resamples=n_resamples, seed=seed)
     if endpoint.column is None:  # HAAS: correctness of the HA predictions, paired image by image
         wide = rows.pivot(index="id", columns="method", values=["label", "prediction", "ha_prediction"])
+        options = dict(n_resamples=n_resamples, seed=seed, groups=_aligned(groups, wide.index))
 
         def compare(first: str, second: str) -> dict:
             return haas_comparison(wide["label"][first], wide["ha_prediction"][first], wide["ha_prediction"][second],
                                    wide["prediction"][first], **options)
     else:
         means = rows.groupby(["id", "method"])[endpoint.column].mean().unstack()
+        options = dict(n_resamples=n_resamples, seed=seed, groups=_aligned(groups, means.index))
 
         def compare(first: str, second: str) -> dict:
             return paired_comparison(means[first], means[second], endpoint.higher_is_better, **options)
 
     compare.methods = sorted(set(rows["method"]))
     return compare
+
+
+def _aligned(groups: pd.Series | None, ids: pd.Index):
+    if groups is None:
+        return None
+    aligned = groups.reindex(ids.astype(str))
+    missing = aligned.index[aligned.isna()]
+    if len(missing):
+        raise ValueError(f"no group for {len(missing)} image(s), e.g. {missing[0]!r}; "
+                         "the groups must come from the run's split manifest")
+    return aligned.to_numpy()
 
 
 def discrimination(compare: Callable[[str, str], dict]) -> pd.DataFrame | None:

@@ -18,6 +18,7 @@ import pandas as pd
 from camfaith.endpoints import CAMS, ENDPOINTS, SECONDARY, comparer, discriminates, discrimination
 from camfaith.parameters import check_choice
 from camfaith.runs import Run
+from camfaith.stats import holm
 
 #: metric key -> name shown to readers
 METRICS = {"aopc": "AOPC", "max_sensitivity": "Max-Sensitivity", "haas": "HAAS", "relevance_mass": "Relevance mass"}
@@ -47,15 +48,15 @@ def compare_run(run: Run, n_resamples: int = 2000, seed: int = 0) -> dict[str, d
     (``result``), on the secondary variant where there is one (``secondary``), and the metric's
     comparison of each CAM with the null controls (``controls``, None without them).
     """
-    comparisons = {}
+    comparisons, groups = {}, run.test_groups()
     for metric, endpoint in ENDPOINTS.items():
         if not run.has_scores(endpoint.scores):
             continue
         frame = run.scores(endpoint.scores)
-        compare = comparer(frame, metric, n_resamples=n_resamples, seed=seed)
+        compare = comparer(frame, metric, n_resamples=n_resamples, seed=seed, groups=groups)
         comparisons[metric] = {"result": compare(*CAMS), "controls": discrimination(compare), "secondary": None}
         if metric in SECONDARY and any(column in frame for column in SECONDARY[metric]):
-            secondary = comparer(frame, metric, SECONDARY[metric], n_resamples=n_resamples, seed=seed)
+            secondary = comparer(frame, metric, SECONDARY[metric], n_resamples=n_resamples, seed=seed, groups=groups)
             comparisons[metric]["secondary"] = secondary(*CAMS)
     return comparisons
 
@@ -83,15 +84,25 @@ def _verdict_rows(run: Run, comparisons: dict[str, dict]) -> list[dict]:
     rows = []
     for metric, comparison in comparisons.items():
         result, secondary = comparison["result"], comparison["secondary"]
-        status = discriminates(comparison["controls"])
-        favours = SIDES[result["better"]]
         rows.append({"run": run.name, "dataset": run.dataset, "arch": run.arch, "metric": METRICS[metric],
                      "HiResCAM - Grad-CAM": result["mean_difference"], "low": result["low"], "high": result["high"],
-                     "p": result["p_value"], "favours": favours, "discriminates": status,
-                     "verdict": NOT_INTERPRETABLE if status == "no" else favours,
+                     "p": result["p_value"], "favours": SIDES[result["better"]],
+                     "discriminates": discriminates(comparison["controls"]),
                      "secondary favours": SIDES[secondary["better"]] if secondary else "",
-                     "images": result["n"]})
+                     "images": result["n"], "resampled": result["resampled"]})
     return rows
+
+
+def _verdicts(rows: list[dict], alpha: float = 0.05) -> pd.DataFrame:
+    """The verdicts of a configuration: Holm-adjusted p-values over its family of primary tests, and the
+    verdict that needs the interval and the adjusted test to agree, and the metric to discriminate."""
+    verdicts = pd.DataFrame(rows)
+    if verdicts.empty:
+        return verdicts
+    verdicts.insert(verdicts.columns.get_loc("p") + 1, "p (Holm)", holm(verdicts["p"]))
+    agreed = verdicts["favours"].where(verdicts["p (Holm)"] < alpha, "neither")
+    verdicts["verdict"] = agreed.where(verdicts["discriminates"] != "no", NOT_INTERPRETABLE)
+    return verdicts
 
 
 def _control_rows(run: Run, comparisons: dict[str, dict]) -> list[dict]:
@@ -113,7 +124,7 @@ def collect(results_dir: str | os.PathLike, runs: list[str], n_resamples: int = 
         rows.append(_run_row(run, comparisons))
         verdicts += _verdict_rows(run, comparisons)
         controls += _control_rows(run, comparisons)
-    return Summary(pd.DataFrame(rows), pd.DataFrame(verdicts), pd.DataFrame(controls))
+    return Summary(pd.DataFrame(rows), _verdicts(verdicts), pd.DataFrame(controls))
 
 
 def verdict_counts(verdicts: pd.DataFrame) -> pd.DataFrame:
@@ -149,6 +160,12 @@ def sanity_extremes(runs: pd.DataFrame) -> dict[str, float]:
     return {"prop4_hirescam_max": float(column("prop4_hirescam_max").max()),
             "prop4_gradcam_median": float(column("prop4_gradcam_median").min()),
             "randomised_spearman_max": float(randomised.max())}
+
+
+def secondary_flips(verdicts: pd.DataFrame) -> pd.Series:
+    """On how many runs the secondary variant of a metric (key) favours another map than its primary endpoint."""
+    flips = verdicts[(verdicts["secondary favours"] != "") & (verdicts["secondary favours"] != verdicts["favours"])]
+    return pd.Series({key: int((flips["metric"] == name).sum()) for key, name in METRICS.items()})
 
 
 def published_directions() -> pd.Series:
