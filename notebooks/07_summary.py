@@ -25,15 +25,18 @@ configuration = "default"  # the configuration's name, shown on the front page
 n_resamples = 2000  # bootstrap resamples
 seed = 0  # of the bootstrap
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
 from myst_nb import glue
 
 from camfaith.parameters import parse_list
-from camfaith.plots import accuracy_scatter
+from camfaith.plots import accuracy_scatter, forest_plot
 from camfaith.summary import (
+    answer,
     collect,
     discriminating_runs,
+    forest_table,
     haas_extremes,
     published_directions,
     reference_table,
@@ -44,6 +47,19 @@ from camfaith.summary import (
 )
 
 summary = collect(results_dir, parse_list(runs, str), n_resamples, seed)
+display(Markdown(answer(summary.verdicts)))
+glue("summary_answer", answer(summary.verdicts), display=False)
+fig = forest_plot(forest_table(summary.verdicts))
+glue("summary_forest_fig", fig)
+plt.close(fig)
+
+# %% [markdown]
+# Each run's HiResCAM minus Grad-CAM on the primary endpoint of each metric, with its 95% interval; the
+# pooled estimate across runs (random effects); and, as hollow markers, the same difference of two
+# means for each model of Table 10 of the original study (Max-Sensitivity values there come from
+# 224 px maps and are larger in scale; compare signs).
+
+# %% tags=["hide-input"]
 glue("summary_configuration", configuration, display=False)
 glue("summary_n_runs", len(summary.runs), display=False)
 for key, value in sanity_extremes(summary.runs).items():  # NaN where no run has a sanity chapter
@@ -58,7 +74,7 @@ summary.runs.round(3)
 # above a uniform random map and above the inverted HiResCAM map (least relevant first), with paired
 # intervals that exclude zero. `yes` where it does on a run, `no` where it does not.
 
-# %%
+# %% tags=["hide-input"]
 discrimination = summary.verdicts.pivot(index="run", columns="metric", values="discriminates")
 glue("summary_discrimination", discrimination, display=False)
 for metric, count in discriminating_runs(summary.verdicts).items():
@@ -79,7 +95,7 @@ discrimination
 # on the secondary variant (normalised Max-Sensitivity; HAAS with the CAM in [0, 1] used as is),
 # never counted as a verdict.
 
-# %%
+# %% tags=["hide-input"]
 counts = verdict_counts(summary.verdicts)
 for metric, row in counts.iterrows():
     for side, count in row.items():
@@ -97,7 +113,7 @@ summary.verdicts.round(4)
 # models; our runs are those of this configuration. Where our datasets differ, compare directions,
 # not values.
 
-# %%
+# %% tags=["hide-input"]
 glue("summary_thesis_n_models", len(reference_table("table10_summary")), display=False)
 for metric, count in published_directions().items():
     glue(f"summary_thesis_{metric}_hirescam", count, display=False)
@@ -109,7 +125,7 @@ both.round(3)
 # Where a data set has several runs (the hyper-parameter loops of Table 8 of the original study), the
 # best and worst HiResCAM HAAS among them, with the models' mean AUC, as in its Table 9.
 
-# %%
+# %% tags=["hide-input"]
 table9 = haas_extremes(summary.runs)
 if table9 is None:
     print("No data set has several runs in this configuration.")
@@ -119,7 +135,7 @@ else:
 # %% [markdown]
 # ## Accuracy against the metrics (Figures 16-18 of the original study)
 
-# %%
+# %% tags=["hide-input"]
 for metric, label in (("mean_aopc_hirescam", "mean AOPC (HiResCAM)"),
                       ("mean_maxsens_hirescam", "mean Max-Sensitivity (HiResCAM)"),
                       ("haas_hirescam", "HAAS (HiResCAM)")):

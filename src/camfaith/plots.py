@@ -153,3 +153,35 @@ def accuracy_scatter(frame: pd.DataFrame, metric: str, ylabel: str):
         ax.set_ylabel(ylabel)
     fig.tight_layout()
     return fig
+
+
+#: which sign of HiResCAM minus Grad-CAM favours HiResCAM, per metric
+FAVOURS_HIRESCAM = {"AOPC": 1, "Max-Sensitivity": -1, "HAAS": 1, "Relevance mass": 1}
+
+
+def forest_plot(table: pd.DataFrame):
+    """One panel per metric: each run's difference with its interval, the pooled estimate, and the
+    published differences of Lamprou (2023) as hollow markers; the side that favours HiResCAM is marked."""
+    metrics = list(dict.fromkeys(table["metric"]))
+    heights = [max(2, len(table[table["metric"] == m])) * 0.22 + 0.8 for m in metrics]
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(7, sum(heights)), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    styles = {"ours": ("o", "tab:blue", "full"), "pooled": ("D", "black", "full"),
+              "Lamprou (2023)": ("D", "tab:red", "none")}
+    for ax, metric in zip(axes[:, 0], metrics):
+        rows = table[table["metric"] == metric].reset_index(drop=True)
+        y = np.arange(len(rows))[::-1]
+        for source, (marker, colour, fill) in styles.items():
+            part = rows["source"] == source
+            ax.errorbar(rows.loc[part, "difference"], y[part.to_numpy()],
+                        xerr=[rows.loc[part, "difference"] - rows.loc[part, "low"],
+                              rows.loc[part, "high"] - rows.loc[part, "difference"]],
+                        fmt=marker, color=colour, fillstyle=fill, capsize=2, label=source if part.any() else None)
+        ax.axvline(0, color="0.5", linewidth=0.8)
+        ax.set_yticks(y, rows["label"], fontsize=7)
+        side = "right" if FAVOURS_HIRESCAM.get(metric, 1) > 0 else "left"
+        ax.set_title(f"{metric}: HiResCAM better to the {side}", fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel("HiResCAM - Grad-CAM (95% interval)")
+    axes[0, 0].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig

@@ -18,7 +18,7 @@ import pandas as pd
 from camfaith.endpoints import CAMS, ENDPOINTS, SECONDARY, comparer, discriminates, discrimination
 from camfaith.parameters import check_choice
 from camfaith.runs import Run
-from camfaith.stats import holm
+from camfaith.stats import holm, interval_standard_error, pooled_effect
 
 #: metric key -> name shown to readers
 METRICS = {"aopc": "AOPC", "max_sensitivity": "Max-Sensitivity", "haas": "HAAS", "relevance_mass": "Relevance mass"}
@@ -199,3 +199,47 @@ def haas_extremes(runs: pd.DataFrame) -> pd.DataFrame | None:
     ])[["dataset", "arch", "case", "run", "haas_hirescam", "mean_auc"]]
     published = reference_table("table9_haas_nonmedical").rename(columns={"hirescam_haas": "haas_hirescam"})
     return pd.concat([extremes.assign(source="ours"), published.assign(source="thesis")], ignore_index=True)
+
+
+def forest_table(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """HiResCAM minus Grad-CAM per metric: each run with its interval, the random-effects pooled estimate
+    across runs (DerSimonian and Laird 1986), and the published difference of each model of Table 10 of
+    Lamprou (2023), a difference of two means without an interval.
+
+    Columns ``metric, label, difference, low, high, source`` (``ours``, ``pooled``, ``Lamprou (2023)``).
+    Runs whose interval has no width (no spread at all) cannot be weighted and are left out of the pooling.
+    """
+    rows = [{"metric": v["metric"], "label": v["run"], "difference": v["HiResCAM - Grad-CAM"], "low": v["low"],
+             "high": v["high"], "source": "ours"} for v in verdicts.to_dict("records")]
+    for metric, group in verdicts.groupby("metric", sort=False):
+        errors = interval_standard_error(group["low"], group["high"])
+        group, errors = group[errors > 0], errors[errors > 0]  # a run without spread (e.g. all HAAS ties) has no weight
+        if len(group) > 1:
+            pooled = pooled_effect(group["HiResCAM - Grad-CAM"], errors)
+            rows.append({"metric": metric, "label": "pooled", "difference": pooled["mean"], "low": pooled["low"],
+                         "high": pooled["high"], "source": "pooled"})
+    published = reference_table("table10_summary")
+    for metric, column in MEAN_COLUMNS.items():
+        rows += [{"metric": METRICS[metric], "label": f"{row['dataset']} {row['arch']}",
+                  "difference": row[f"{column}_hirescam"] - row[f"{column}_gradcam"], "low": float("nan"),
+                  "high": float("nan"), "source": "Lamprou (2023)"} for row in published.to_dict("records")]
+    return pd.DataFrame(rows)
+
+
+def answer(verdicts: pd.DataFrame) -> str:
+    """A paragraph that answers the report's question from the verdicts of a configuration."""
+    counts, able = verdict_counts(verdicts), discriminating_runs(verdicts)
+    n_runs = verdicts["run"].nunique()
+    sentences = []
+    for key, name in METRICS.items():
+        tested = int(counts.loc[key].sum())
+        if not tested:
+            continue
+        row = counts.loc[key]
+        sentences.append(
+            f"{name} told both CAMs from a random and an inverted map on {able[key]} of {tested} runs; "
+            f"its verdict favours HiResCAM on {row['hirescam']}, Grad-CAM on {row['gradcam']}, neither on "
+            f"{row['neither']}, and is not interpretable on {row['not_interpretable']}.")
+    return (f"Over the {n_runs} runs of this configuration: " + " ".join(sentences)
+            + " A metric's preference for the faithful map counts only where that metric could see the difference"
+              " between an informative and an uninformative map at all.")
