@@ -9,11 +9,13 @@ import pytest
 import torch
 from PIL import Image
 
+from camfaith.data.base import read_manifest
 from camfaith.data.medical import (
     BREAKHIS_CLASSES,
     CRC_CLASSES,
     HAM10000_CLASSES,
     breakhis,
+    breakhis_case,
     breakhis_slide,
     covid19,
     crc,
@@ -42,12 +44,13 @@ def _check_items(splits, classes):
             assert isinstance(label, int) and 0 <= label < len(classes)
             assert isinstance(sample_id, str)
     manifest = splits.manifest
-    assert list(manifest.columns) == ["id", "split", "label"]
+    assert list(manifest.columns) == ["id", "split", "label", "group"]
     assert manifest["id"].is_unique
     for name, dataset in (("train", splits.train), ("val", splits.val), ("test", splits.test)):
         rows = manifest[manifest["split"] == name]
         assert rows["id"].tolist() == dataset.ids
         assert rows["label"].tolist() == dataset.labels.tolist()
+        assert rows["group"].tolist() == dataset.groups
 
 
 @pytest.fixture
@@ -205,6 +208,7 @@ def test_ham10000_split_is_grouped_by_lesion_and_stratified(tmp_path):
     merged = splits.manifest.merge(metadata, left_on="id", right_on="image_id", validate="one_to_one")
     assert len(merged) == len(metadata)
     assert (merged.groupby("lesion_id")["split"].nunique() == 1).all()
+    assert (merged["group"] == merged["lesion_id"]).all()
     assert (merged["label"] == merged["dx"].map(HAM10000_CLASSES.index)).all()
     images = merged.groupby(["dx", "split"]).size().unstack(fill_value=0)
     assert (images[["train", "val", "test"]] > 0).all().all()
@@ -271,6 +275,7 @@ def test_breakhis_split_groups_slides_across_magnifications_and_tumour_types(tmp
     assert (manifest.groupby("slide")["split"].nunique() == 1).all()
     # Slide 14-13412 appears under two tumour types; its four images stay together.
     assert (manifest["slide"] == "14-13412").sum() == 4
+    assert (manifest["group"] == manifest["slide"].str.extract(r"^(\d+-\d+)")[0]).all()
     assert set(manifest["split"]) == {"train", "val", "test"}
 
 
@@ -288,14 +293,19 @@ def test_breakhis_magnification_filter_and_naming_errors(tmp_path):
 def test_breakhis_slide_parser():
     assert breakhis_slide("SOB_M_LC_14-12204") == ("malignant", "14-12204")
     assert breakhis_slide("SOB_B_PT_14-21998AB") == ("benign", "14-21998AB")
+    assert [breakhis_case(f"SOB_B_A_14-22549{suffix}") for suffix in ("AB", "CD", "G")] == ["14-22549"] * 3
+    assert breakhis_case("SOB_M_DC_15-190EF") == "15-190" and breakhis_case("SOB_M_LC_14-12204") == "14-12204"
+    with pytest.raises(ValueError, match="SOB_B_A_slide7.*case number"):
+        breakhis_case("SOB_B_A_slide7")
 
 
 def test_write_manifest_round_trip(covid_tree, tmp_path):
     splits = covid19(covid_tree, input_size=SIZE)
     path = splits.write_manifest(tmp_path / "out" / "manifest.csv")
+    assert set(splits.manifest["group"]) == {""}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        pd.testing.assert_frame_equal(pd.read_csv(path), splits.manifest)
+        pd.testing.assert_frame_equal(read_manifest(path), splits.manifest)
 
 
 def test_wrong_layouts_name_the_expected_one(tmp_path):

@@ -5,9 +5,13 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from PIL import Image
 
 from camfaith.data import load_dataset
+from camfaith.data.breakhis import breakhis_case
 from camfaith.data.medical import CRC_CLASSES, HAM10000_CLASSES
+from camfaith.metrics import relevance_mass
 
 pytestmark = pytest.mark.realdata
 SIZE = 32
@@ -41,6 +45,7 @@ def test_ham10000_no_lesion_in_two_splits(ham):
     merged = splits.manifest.merge(metadata, left_on="id", right_on="image_id", validate="one_to_one")
     assert len(merged) == len(metadata) == 10015
     assert merged.groupby("lesion_id")["split"].nunique().max() == 1
+    assert (merged["group"] == merged["lesion_id"]).all() and merged["group"].nunique() == 7470
     assert (merged["label"] == merged["dx"].map(HAM10000_CLASSES.index)).all()
 
 
@@ -59,6 +64,43 @@ def test_ham10000_keeps_class_proportions_and_60_20_20(ham):
         assert (per_class - target).abs().max() < 0.04, (split, per_class.to_dict())
     _decode_some(splits.train, 3)
     _decode_some(splits.test, 1)
+
+
+def test_ham10000_staged_masks_lie_on_the_lesions(data_root):
+    """The 1,257 staged masks (600x450) fit their 200x150 images: each lesion is darker than the skin around it."""
+    _require(data_root / "ham10000" / "masks_subset")
+    splits = load_dataset("ham10000", data_root, input_size=SIZE, seed=0, augment=False)
+    assert sum(len(getattr(splits, name).mask_indices) for name in ("train", "val", "test")) == 1257
+    test = splits.test
+    assert test.mask(int(np.flatnonzero(~test.has_mask)[0])) is None
+    indices = test.mask_indices[:40]
+    masks = test.masks_at(indices)
+    assert masks.shape == (40, SIZE, SIZE) and masks.dtype == torch.bool and masks.any((1, 2)).all()
+    assert torch.allclose(relevance_mass(masks.float(), masks), torch.ones(40))
+    gray = torch.stack([test[int(index)][0] for index in indices]).mean(1)
+
+    def contrast(region):  # mean brightness outside minus inside
+        return (gray * ~region).sum((1, 2)) / (~region).sum((1, 2)) - (gray * region).sum((1, 2)) / region.sum((1, 2))
+
+    assert (contrast(masks) > 0).float().mean() >= 0.8
+    for moved in (masks.flip(-1), masks.flip(-2), masks.transpose(1, 2)):
+        assert (contrast(masks) > contrast(moved)).float().mean() >= 0.75
+
+
+def test_breakhis_release_folders_are_split_by_case(data_root, tmp_path):
+    """A tree of the 82 folders of SLIDES.tsv: no case number, whatever its suffixes, lands in two splits."""
+    slides = pd.read_csv(_require(data_root / "breakhis" / "SLIDES.tsv"), sep="\t")
+    breast = tmp_path / "breakhis" / "BreaKHis_v1" / "histology_slides" / "breast"
+    for number, row in slides.iterrows():
+        for magnification in ("40X", "100X", "200X", "400X"):
+            folder = breast / row["class"] / "SOB" / row["tumour_type"] / row["slide_folder"] / magnification
+            folder.mkdir(parents=True)
+            Image.fromarray(np.full((4, 6, 3), number, np.uint8)).save(folder / f"{number}-{magnification}.png")
+    manifest = load_dataset("breakhis", tmp_path, input_size=SIZE, seed=0).manifest
+    assert len(manifest) == 328 and manifest["group"].nunique() == 70
+    assert manifest.groupby("group")["split"].nunique().max() == 1
+    suffixes = manifest[manifest["id"].str.contains("_14-22549")]["id"].str.extract(r"_14-22549([A-Z]+)/")[0]
+    assert set(suffixes) == {"AB", "CD", "G"} and manifest.loc[suffixes.index, "split"].nunique() == 1
 
 
 def test_covid19_three_classes_80_10_10(data_root):
@@ -90,6 +132,8 @@ def test_breakhis_sample_loads_with_slides_kept_together(data_root):
     assert manifest.groupby("label").size().tolist() == [8, 4]
     fibroadenoma = manifest[manifest["id"].str.contains("SOB_B_F_14-25197/")]
     assert len(fibroadenoma) == 4 and fibroadenoma["split"].nunique() == 1
+    folders = manifest["id"].str.extract(r"/(SOB_[BM]_[A-Z]+_[^/]+)/")[0]
+    assert (manifest["group"] == folders.map(breakhis_case)).all()
     _decode_some(splits.train, 2)
 
 
@@ -98,6 +142,7 @@ def test_pathmnist_subset_has_all_nine_classes(data_root):
     splits = load_dataset("pathmnist", data_root, input_size=SIZE, seed=0)
     manifest = splits.manifest
     assert len(manifest) == 1000 and splits.classes == list(CRC_CLASSES)
+    assert set(manifest["group"]) == {""}  # MedMNIST keeps no patient or slide ids
     assert manifest.groupby("label").size().tolist() == [106, 119, 107, 140, 91, 145, 82, 91, 119]
     assert (manifest.groupby("split")["label"].nunique() == 9).all()
     _decode_some(splits.test, 2)

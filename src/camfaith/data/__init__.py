@@ -7,8 +7,8 @@ name                    data (Lamprou 2023, section 4.1 and Tables 2, 8, 9)
 ======================  =====================================================================
 ``crc``                 NCT-CRC-HE-100K (train/val 80/20) and CRC-VAL-HE-7K (test)
 ``covid19``             COVID-19 Radiography Database, 80/10/10 stratified
-``ham10000``            HAM10000, 60/20/20 stratified, grouped by lesion
-``breakhis``            BreakHis benign/malignant, grouped by slide
+``ham10000``            HAM10000, 60/20/20, grouped by lesion; lesion masks where present
+``breakhis``            BreakHis benign/malignant, grouped by patient case
 ``medmnist``            any MedMNIST ``.npz`` (``path=...``)
 ``pathmnist``           PathMNIST ``.npz`` under ``<root>/pathmnist``
 ``dermamnist``          DermaMNIST ``.npz`` under ``<root>/dermamnist``
@@ -18,8 +18,9 @@ name                    data (Lamprou 2023, section 4.1 and Tables 2, 8, 9)
 ``synthetic``           generated shapes with ground-truth masks (:mod:`camfaith.data.synthetic`)
 ======================  =====================================================================
 
-``missing_data(names, root)`` checks in seconds, before a run, that those datasets are in place, and
-``python -m camfaith.data.download NAME`` fetches one (:mod:`camfaith.data.download`).
+Every manifest has the columns id, split, label and group (:class:`DatasetSplits`; read a written one
+back with :func:`read_manifest`). ``missing_data(names, root)`` checks in seconds, before a run, that
+those datasets are in place, and ``python -m camfaith.data.download NAME`` fetches one (:mod:`camfaith.data.download`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from camfaith.data.base import DatasetSplits, data_root
+from camfaith.data.base import DatasetSplits, data_root, read_manifest
 from camfaith.data.check import missing_data
+from camfaith.data.masks import MaskedImageFileDataset, MaskError
 from camfaith.data.medical import breakhis, covid19, crc, ham10000
 from camfaith.data.medmnist import dermamnist, medmnist, pathmnist
 from camfaith.data.natural import cifar10, imagenette, stl10
@@ -102,6 +104,8 @@ __all__ = [
     "DatasetSplits",
     "ImageArrayDataset",
     "ImageFileDataset",
+    "MaskError",
+    "MaskedImageFileDataset",
     "breakhis",
     "cifar10",
     "covid19",
@@ -115,5 +119,6 @@ __all__ = [
     "medmnist",
     "missing_data",
     "pathmnist",
+    "read_manifest",
     "stl10",
 ]

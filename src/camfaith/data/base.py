@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from camfaith.io import save_csv
 
 DATA_ROOT_VARIABLE = "CAMFAITH_DATA"
+MANIFEST_COLUMNS = ("id", "split", "label", "group")
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -30,8 +31,14 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 class DatasetSplits:
     """Train, validation and test sets of one dataset, with their class names and split manifest.
 
-    ``manifest`` has one row per sample and the columns ``id``, ``split`` (train/val/test) and
-    ``label`` (int), so a run can be reproduced and audited.
+    ``manifest`` has one row per sample and the columns ``id``, ``split`` (train/val/test), ``label``
+    (int) and ``group`` (str), so a run can be reproduced and audited. ``group`` names the unit that
+    the split keeps together and that repeated measurements share: the ``lesion_id`` for HAM10000 (several
+    images of one lesion), the patient's case number for BreakHis (e.g. ``14-22549`` for the slide folders
+    ``14-22549AB``, ``14-22549CD`` and ``14-22549G``), and the empty string where a data set has no such
+    unit (CRC, COVID-19 Radiography, MedMNIST, the natural images, the synthetic set): there every
+    sample counts as its own group. Read a written manifest back with :func:`read_manifest`, which keeps the
+    empty groups as ``""`` rather than NaN.
     """
 
     train: Dataset
@@ -47,3 +54,15 @@ class DatasetSplits:
     def write_manifest(self, path: str | os.PathLike) -> Path:
         """Write the manifest CSV atomically."""
         return save_csv(self.manifest, path)
+
+
+def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a manifest written by :meth:`DatasetSplits.write_manifest`: ids and groups as strings, ``""`` kept.
+
+    An older manifest without the ``group`` column gets one of empty strings.
+    """
+    manifest = pd.read_csv(path, dtype={"id": str, "split": str, "group": str}, keep_default_na=False)
+    if "group" not in manifest.columns:
+        manifest["group"] = ""
+    manifest["label"] = manifest["label"].astype("int64")
+    return manifest

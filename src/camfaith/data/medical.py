@@ -2,9 +2,9 @@
 
 Splits follow Table 2 of the original study: CRC 80/20 of NCT-CRC-HE-100K for train/val with CRC-VAL-HE-7K as test;
 COVID-19 Radiography 80/10/10 stratified; HAM10000 60/20/20 stratified and grouped by lesion;
-BreakHis benign/malignant grouped by slide (benign 58/20/22, malignant 63/18/19). Every loader
-returns a :class:`~camfaith.data.base.DatasetSplits` whose images load lazily from disk, and takes
-the same keyword arguments:
+BreakHis benign/malignant grouped by patient case (benign 58/20/22, malignant 63/18/19; :mod:`camfaith.data.breakhis`).
+Every loader returns a :class:`~camfaith.data.base.DatasetSplits` whose images load lazily from disk, whose
+manifest names each sample's ``group`` (lesion, case, or ``""``), and takes the same keyword arguments:
 
 ``root``
     The data root (``<root>/<dataset folder>/...``) or the dataset folder itself; default
@@ -24,40 +24,54 @@ the same keyword arguments:
 from __future__ import annotations
 
 import os
-import re
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
 
 from camfaith.data.base import DatasetSplits
+from camfaith.data.breakhis import (
+    BREAKHIS_CLASSES,
+    BREAKHIS_FRACTIONS,
+    BREAKHIS_MAGNIFICATIONS,
+    BREAKHIS_SLIDE,
+    breakhis,
+    breakhis_case,
+    breakhis_slide,
+)
 from camfaith.data.download import instructions
-from camfaith.data.samples import check_coverage, dataset_folder, file_splits, image_files, subfolders
+from camfaith.data.masks import attach_masks, find_masks
+from camfaith.data.samples import check_coverage, dataset_folder, file_splits, image_files
 from camfaith.data.splits import SPLITS, grouped_stratified_assignment, stratified_assignment
 from camfaith.data.transforms import DEFAULT_ROTATION_DEGREES
 
 CRC_CLASSES = ("ADI", "BACK", "DEB", "LYM", "MUC", "MUS", "NORM", "STR", "TUM")
 COVID19_CLASSES = ("COVID", "Lung_Opacity", "Normal", "Viral Pneumonia")
 HAM10000_CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
-BREAKHIS_CLASSES = ("benign", "malignant")
-BREAKHIS_MAGNIFICATIONS = ("40X", "100X", "200X", "400X")
 
 CRC_VAL_FRACTION = 0.2
 COVID19_FRACTIONS = (0.8, 0.1, 0.1)
 HAM10000_FRACTIONS = (0.6, 0.2, 0.2)
-BREAKHIS_FRACTIONS = MappingProxyType({0: (0.58, 0.20, 0.22), 1: (0.63, 0.18, 0.19)})  # read-only
 
 # Searched in this order; the Kaggle mirror ships lower-case duplicates of both parts.
 HAM10000_IMAGE_FOLDERS = ("HAM10000_images_part_1", "HAM10000_images_part_2", "ham10000_images_part_1",
                           "ham10000_images_part_2", "HAM10000_images", "images")
 HAM10000_COLUMNS = ("lesion_id", "image_id", "dx")
+# Lesion masks <image_id>_segmentation.png: the official folder, then the staged subset (/work/shared/data).
+HAM10000_MASK_FOLDERS = ("HAM10000_segmentations_lesion_tschandl", "masks_subset")
+HAM10000_MASK_SUFFIX = "_segmentation.png"
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg")
-BREAKHIS_SLIDE = re.compile(r"^SOB_(?P<kind>[BM])_(?P<tumour>[A-Z]+)_(?P<slide>.+)$")
+
+__all__ = [
+    "BREAKHIS_CLASSES", "BREAKHIS_FRACTIONS", "BREAKHIS_MAGNIFICATIONS", "BREAKHIS_SLIDE", "COVID19_CLASSES",
+    "COVID19_FRACTIONS", "CRC_CLASSES", "CRC_VAL_FRACTION", "HAM10000_CLASSES", "HAM10000_COLUMNS",
+    "HAM10000_FRACTIONS", "HAM10000_IMAGE_FOLDERS", "HAM10000_MASK_FOLDERS", "HAM10000_MASK_SUFFIX",
+    "PHOTO_SUFFIXES", "TIFF_SUFFIXES", "breakhis", "breakhis_case", "breakhis_slide", "covid19", "crc", "ham10000",
+]
 
 
 def _class_folder_samples(
@@ -264,6 +278,7 @@ def ham10000(
     *,
     fractions: Sequence[float] = HAM10000_FRACTIONS,
     image_folders: Sequence[str] = HAM10000_IMAGE_FOLDERS,
+    mask_folders: Sequence[str] = HAM10000_MASK_FOLDERS,
     allow_missing: bool = False,
     allow_small: bool = False,
     skip_corrupt: bool | None = None,
@@ -276,8 +291,13 @@ def ham10000(
     image found in two folders is taken from the first). Labels are the metadata column ``dx`` in
     the fixed order akiec, bcc, bkl, df, mel, nv, vasc. The 60/20/20 split is stratified by class and
     grouped by ``lesion_id``, so the rescaled copies of one lesion never straddle two splits (Lamprou
-    2023, section 4.2 and Table 2). Ids are the metadata ``image_id``; image files without a metadata
-    row are ignored.
+    2023, section 4.2 and Table 2); the manifest's ``group`` is the ``lesion_id``. Ids are the metadata
+    ``image_id``; image files without a metadata row are ignored.
+
+    Lesion masks ``<image_id>_segmentation.png`` in ``mask_folders`` are exposed by every split with a
+    deterministic transform (val and test; train too if ``augment=False``; :mod:`camfaith.data.masks`):
+    ``splits.test.mask(i)`` is a boolean ``(input_size, input_size)`` tensor aligned with image ``i``, or
+    ``None``, and ``splits.test.mask_indices`` lists the images that have one.
 
     Parameters
     ----------
@@ -285,6 +305,10 @@ def ham10000(
         Train, val and test shares.
     image_folders
         Sub-folders of the dataset folder searched for images.
+    mask_folders
+        Sub-folders searched for lesion masks, in order (the first that has an image's mask wins; absent
+        folders are skipped; ``()`` loads none): the official ``HAM10000_segmentations_lesion_tschandl``
+        (all 10,015 images), then ``masks_subset`` (the 1,257 masks of the staged copy).
     allow_missing
         Drop metadata rows whose image file is absent (a warning gives their count) instead of
         raising :class:`FileNotFoundError`.
@@ -305,95 +329,6 @@ def ham10000(
     assignment = grouped_stratified_assignment(samples["label"], samples["group"], fractions, seed)
     samples["split"] = np.asarray(SPLITS)[assignment]
     check_coverage(samples, HAM10000_CLASSES, "ham10000", allow_small, advice)
-    return file_splits(samples, HAM10000_CLASSES, input_size, augment, "ham10000", skip_corrupt,
-                       rotation_degrees)
-
-
-def breakhis_slide(folder_name: str) -> tuple[str, str]:
-    """Parse a BreakHis slide folder name ``SOB_<B|M>_<tumour type>_<slide id>``.
-
-    Returns
-    -------
-    tuple of str
-        ``("benign" | "malignant", slide id)``, e.g. ``("benign", "14-22549AB")``.
-    """
-    match = BREAKHIS_SLIDE.match(folder_name)
-    if match is None:
-        raise ValueError(
-            f"breakhis: slide folder {folder_name!r} does not follow the BreakHis naming "
-            f"SOB_<B|M>_<tumour type>_<slide id> (e.g. SOB_B_A_14-22549AB)"
-        )
-    return ("benign" if match["kind"] == "B" else "malignant"), match["slide"]
-
-
-def _breakhis_samples(folder: Path, magnifications: Sequence[str], layout: str, advice: str) -> pd.DataFrame:
-    """Samples (id, label, group = slide id, path) of the BreakHis tree, checked for its naming."""
-    breast = folder / "BreaKHis_v1" / "histology_slides" / "breast"
-    rows = []
-    for label, name in enumerate(BREAKHIS_CLASSES):
-        tumour_root = breast / name / "SOB"
-        if not tumour_root.is_dir():
-            raise FileNotFoundError(f"breakhis: {tumour_root} is missing. Expected {layout}. {advice}")
-        for tumour in subfolders(tumour_root):
-            for slide in subfolders(tumour):
-                kind, slide_id = breakhis_slide(slide.name)
-                if kind != name:
-                    raise ValueError(f"breakhis: slide folder {slide} is named {kind} but lies under {name}/")
-                for magnification in subfolders(slide):
-                    if magnification.name not in BREAKHIS_MAGNIFICATIONS:
-                        raise ValueError(
-                            f"breakhis: unexpected folder {magnification}; slide folders hold only "
-                            f"{', '.join(BREAKHIS_MAGNIFICATIONS)}"
-                        )
-                    if magnification.name not in magnifications:
-                        continue
-                    rows += [(path.relative_to(folder).as_posix(), label, slide_id, str(path))
-                             for path in image_files(magnification, (".png",))]
-    return pd.DataFrame(rows, columns=["id", "label", "group", "path"])
-
-
-def breakhis(
-    root: str | os.PathLike | None = None,
-    input_size: int = 224,
-    seed: int = 0,
-    augment: bool = True,
-    *,
-    magnifications: Sequence[str] = BREAKHIS_MAGNIFICATIONS,
-    fractions: Sequence[float] | Mapping[int, Sequence[float]] = BREAKHIS_FRACTIONS,
-    allow_small: bool = False,
-    skip_corrupt: bool | None = None,
-    rotation_degrees: float = DEFAULT_ROTATION_DEGREES,
-) -> DatasetSplits:
-    """BreakHis breast histology as benign versus malignant (Spanhol et al. 2016; reference [64]).
-
-    Layout: ``<breakhis>/BreaKHis_v1/histology_slides/breast/{benign,malignant}/SOB/<tumour type>/
-    <slide>/<magnification>/*.png``. The split is grouped by slide id (the part after the tumour type
-    in the slide folder name), across magnifications and tumour types, so no slide's images are in two
-    splits (Table 2 of Lamprou 2023, "tissue image independent sets"); per-class targets are benign
-    58/20/22 and malignant 63/18/19. The original study allocated slides by hand; here they are
-    allocated by :func:`~camfaith.data.splits.grouped_stratified_assignment` with ``seed``. Ids are
-    paths relative to the dataset folder.
-
-    Parameters
-    ----------
-    magnifications
-        Magnification folders to read (40X, 100X, 200X, 400X).
-    fractions
-        Train, val and test shares, for both classes or per label ``{0: benign, 1: malignant}``.
-
-    Other parameters are described in the module docstring.
-    """
-    advice = instructions("breakhis", root)
-    layout = ("BreaKHis_v1/histology_slides/breast/{benign,malignant}/SOB/<tumour type>/<slide>/"
-              "<40X|100X|200X|400X>/*.png")
-    folder = dataset_folder(root, "breakhis", "BreaKHis_v1", "breakhis", layout, advice)
-    unknown = [name for name in magnifications if name not in BREAKHIS_MAGNIFICATIONS]
-    if unknown:
-        raise ValueError(f"breakhis: unknown magnifications {unknown}; choose from {BREAKHIS_MAGNIFICATIONS}")
-    samples = _breakhis_samples(folder, magnifications, layout, advice)
-    samples = samples.sort_values("id", kind="stable").reset_index(drop=True)
-    assignment = grouped_stratified_assignment(samples["label"], samples["group"], fractions, seed)
-    samples["split"] = np.asarray(SPLITS)[assignment]
-    check_coverage(samples, BREAKHIS_CLASSES, "breakhis", allow_small, advice)
-    return file_splits(samples, BREAKHIS_CLASSES, input_size, augment, "breakhis", skip_corrupt,
-                       rotation_degrees)
+    splits = file_splits(samples, HAM10000_CLASSES, input_size, augment, "ham10000", skip_corrupt,
+                         rotation_degrees)
+    return attach_masks(splits, find_masks([folder / name for name in mask_folders], HAM10000_MASK_SUFFIX))

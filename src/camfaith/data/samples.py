@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from torch.utils.data import Dataset
 
-from camfaith.data.base import DatasetSplits, data_root
+from camfaith.data.base import MANIFEST_COLUMNS, DatasetSplits, data_root
 from camfaith.data.splits import SPLITS
 from camfaith.data.transforms import (
     DEFAULT_ROTATION_DEGREES,
@@ -44,6 +44,8 @@ class ImageFileDataset(Dataset):
         Decode every image once now and drop the unreadable ones; their ids are kept in
         :attr:`skipped_ids`. When false, an unreadable image raises
         :class:`~camfaith.data.transforms.CorruptImageError` naming the file when it is accessed.
+    groups
+        Group of each sample (a HAM10000 lesion, a BreakHis case); default ``""`` for every sample.
 
     Attributes
     ----------
@@ -51,6 +53,8 @@ class ImageFileDataset(Dataset):
         Class index of every sample (no decoding needed, e.g. for class weights).
     ids : list of str
         Sample ids, as in the manifest.
+    groups : list of str
+        Group of every sample, as in the manifest (``""`` where the data set has none).
     skipped_ids : tuple of str
         Ids dropped as unreadable (empty unless ``skip_corrupt``).
     """
@@ -62,12 +66,15 @@ class ImageFileDataset(Dataset):
         ids: Sequence[str],
         transform: Callable,
         skip_corrupt: bool = False,
+        groups: Sequence[str] | None = None,
     ):
-        if not len(paths) == len(labels) == len(ids):
-            raise ValueError("paths, labels and ids must have the same length")
+        groups = [""] * len(ids) if groups is None else groups
+        if not len(paths) == len(labels) == len(ids) == len(groups):
+            raise ValueError("paths, labels, ids and groups must have the same length")
         self.paths = [Path(path) for path in paths]
         self.labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         self.ids = [str(sample_id) for sample_id in ids]
+        self.groups = [str(group) for group in groups]
         self.transform = transform
         self.skipped_ids: tuple[str, ...] = ()
         if skip_corrupt:
@@ -88,6 +95,7 @@ class ImageFileDataset(Dataset):
         self.paths = [path for path, ok in zip(self.paths, keep, strict=True) if ok]
         self.labels = self.labels[keep]
         self.ids = [sample_id for sample_id, ok in zip(self.ids, keep, strict=True) if ok]
+        self.groups = [group for group, ok in zip(self.groups, keep, strict=True) if ok]
 
     @property
     def num_skipped(self) -> int:
@@ -248,8 +256,10 @@ def _split_tables(samples: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def _manifest(datasets: dict[str, Dataset]) -> pd.DataFrame:
+    """The manifest columns id, split, label and group (``""`` for datasets without ``groups``)."""
     frames = [
-        pd.DataFrame({"id": dataset.ids, "split": split, "label": dataset.labels.astype(np.int64)})
+        pd.DataFrame({"id": dataset.ids, "split": split, "label": dataset.labels.astype(np.int64),
+                      "group": getattr(dataset, "groups", None) or [""] * len(dataset.ids)}, columns=MANIFEST_COLUMNS)
         for split, dataset in datasets.items()
     ]
     return pd.concat(frames, ignore_index=True)
@@ -277,15 +287,18 @@ def file_splits(
 ) -> DatasetSplits:
     """Build :class:`DatasetSplits` from a table with columns ``id``, ``label``, ``split``, ``path``.
 
-    Each split is sorted by id. ``augment`` applies to the training split only (Lamprou 2023, section 4.2).
+    An optional column ``group`` (lesion, case) goes to the datasets and the manifest; without it every
+    group is ``""``. Each split is sorted by id. ``augment`` applies to the training split only (Lamprou
+    2023, section 4.2).
     """
     skip = skip_corrupt_default(skip_corrupt)
     datasets = {}
     for split, table in _split_tables(samples).items():
         transform = image_transform(input_size, augment=augment and split == "train",
                                     rotation_degrees=rotation_degrees)
+        groups = table["group"].astype(str).tolist() if "group" in table.columns else None
         datasets[split] = ImageFileDataset(table["path"].tolist(), table["label"].to_numpy(),
-                                           table["id"].tolist(), transform, skip_corrupt=skip)
+                                           table["id"].tolist(), transform, skip_corrupt=skip, groups=groups)
     _warn_skipped(datasets, dataset_name)
     return DatasetSplits(datasets["train"], datasets["val"], datasets["test"], list(classes),
                          _manifest(datasets))

@@ -2,7 +2,8 @@
 
 Table 2 of Lamprou (2023) uses stratified splits for CRC, COVID-19 Radiography and HAM10000, and splits HAM10000
 by skin lesion and BreakHis by tissue image so that no rescaled copy of a training image is ever
-evaluated (section 4.2 of the original study, "Data preprocessing"). Both kinds are pure functions of the labels, the
+evaluated (section 4.2 of the original study, "Data preprocessing"); here BreakHis is grouped by patient
+case number (:mod:`camfaith.data.breakhis`). Both kinds are pure functions of the labels, the
 groups and a seed: the same inputs in the same order always give the same assignment.
 
 Callers sort their samples by a stable id first, so the assignment does not depend on the order in
@@ -97,7 +98,7 @@ def grouped_stratified_assignment(
 ) -> np.ndarray:
     """Assign whole groups to splits so that each class gets close to its target proportions.
 
-    All samples of a group (a HAM10000 lesion, a BreakHis slide) land in the same split. A group
+    All samples of a group (a HAM10000 lesion, a BreakHis case) land in the same split. A group
     belongs to the class most of its samples have (the smallest label on a tie). Within each class
     the groups are handed out one by one to the split that is furthest below its target number of
     samples: largest first (by size rounded down to a power of two), in an order shuffled with
