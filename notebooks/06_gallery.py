@@ -33,10 +33,10 @@ from myst_nb import glue
 from camfaith.cams import METHODS, explain
 from camfaith.controls import control_maps
 from camfaith.device import model_device
-from camfaith.metrics import relevance_mass
 from camfaith.parameters import check_positive_integers
 from camfaith.plots import METHOD_LABELS, map_gallery, method_table
 from camfaith.runs import Run
+from camfaith.scoring import localisation_scores
 
 check_positive_integers(n_images=n_images, n_localisation=n_localisation)
 run = Run.open(run_dir)
@@ -55,29 +55,29 @@ plt.close(fig)
 # %% [markdown]
 # ## Do the maps find the object?
 #
-# On data with known object locations (the synthetic set) we can ask the question the metrics only
-# approximate: how much of each map's mass lies on the object that decides the class (relevance mass,
-# Arras et al. 2022; higher is better)? The controls of the metric chapters are scored too; a map
-# that knows where the object is must beat the random map and the inverted HiResCAM map. Other data
-# sets have no masks and skip this step.
+# On data with known object locations (the synthetic set, and the HAM10000 images with a lesion
+# segmentation) we can ask the question the metrics only approximate: does the map lie on the object
+# that decides the class? Relevance mass (the share of the map's mass on the mask) and relevance rank
+# (the share of its top pixels on the mask; Arras et al. 2022), and the energy-based pointing game
+# (the share of its mass in the mask's bounding box; Wang et al. 2020): higher is better for all
+# three. The controls of the metric chapters are scored too; a map that knows where the object is
+# must beat the random map and the inverted HiResCAM map. Other data sets have no masks and skip
+# this step.
 
 # %%
-masks = getattr(splits.test, "masks", None)
-if masks is None:
+sample = run.masked_test_images(splits, n_localisation, model_device(model))
+if sample is None:
     print(f"{run.dataset} has no ground-truth masks; localisation is not measured.")
 else:
-    indices = run.test_indices(splits, n_localisation)
-    images, labels, ids = run.test_images(splits, n_localisation, model_device(model))
+    images, labels, ids, masks = sample
     explained = explain(model, target_layer, images)
     maps = {m: explained[m] for m in METHODS} | control_maps(images, explained["hirescam"],
                                                              torch.Generator().manual_seed(run.seed))
-    rows = [{"id": i, "method": m, "correct": bool(p == y), "relevance_mass": float(r)}
-            for m in maps
-            for i, y, p, r in zip(ids, labels, explained["targets"], relevance_mass(maps[m], masks[indices]))]
-    per_image = pd.DataFrame(rows)
+    per_image = localisation_scores(maps, masks, ids, labels, explained["targets"])
     run.save_scores("localisation", per_image)
-    table = method_table(run.compare_methods(per_image.assign(all="all"), "relevance_mass", ["all"],
-                                             higher_is_better=True))
+    table = pd.concat([method_table(run.compare_methods(per_image.assign(all="all"), score, ["all"],
+                                                        higher_is_better=True)).assign(score=score)
+                       for score in ("relevance_mass", "relevance_rank", "energy_pointing_game")])
     glue("gallery_localisation", table.round(4))
-    means = per_image.groupby("method")["relevance_mass"].mean()[list(maps)].rename(METHOD_LABELS)
-    glue("gallery_localisation_means", means.round(4).to_frame("mean relevance mass").T)
+    means = per_image.groupby("method")[["relevance_mass", "relevance_rank", "energy_pointing_game"]].mean()
+    glue("gallery_localisation_means", means.loc[list(maps)].rename(index=METHOD_LABELS).round(4))

@@ -552,3 +552,26 @@ def test_relevance_mass_is_the_share_of_the_map_on_the_object():
     assert relevance_mass(torch.zeros(1, 4, 4), masks[:1]).item() == 0.0
     with pytest.raises(ValueError, match="must match"):
         relevance_mass(maps, masks[:1])
+
+
+def test_localisation_scores_on_analytic_masks():
+    from camfaith.metrics import energy_pointing_game, relevance_mass, relevance_rank
+
+    masks = torch.zeros(3, 8, 8, dtype=torch.bool)
+    masks[:, 2:4, 2:6] = True  # a 2x4 object: 8 pixels, bounding box the same
+    inside = masks.float()
+    outside = (~masks).float()
+    half = inside.clone()
+    half[:, 2, 2:6] = 0  # half of the object
+    half[:, 7, 0:4] = 1  # and 4 pixels far away
+    maps = torch.stack([inside[0], outside[0], half[0]])
+    assert torch.allclose(relevance_mass(masks.float(), masks), torch.ones(3))
+    assert torch.allclose(relevance_mass(maps, masks), torch.tensor([1.0, 0.0, 0.5]))
+    assert torch.allclose(relevance_rank(maps, masks), torch.tensor([1.0, 0.0, 0.5]))
+    diagonal = torch.zeros(1, 8, 8, dtype=torch.bool)
+    diagonal[0, 1, 1] = diagonal[0, 5, 5] = True  # bounding box rows and columns 1-5, mask of 2 pixels
+    box_only = torch.zeros(1, 8, 8)
+    box_only[0, 3, 3] = 1.0
+    assert float(energy_pointing_game(box_only, diagonal)) == 1.0
+    assert float(relevance_mass(box_only, diagonal)) == 0.0
+    assert float(relevance_rank(torch.zeros(1, 8, 8), torch.zeros(1, 8, 8, dtype=torch.bool))) == 0.0

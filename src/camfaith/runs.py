@@ -121,6 +121,30 @@ class Run:
         labels = torch.tensor([int(item[1]) for item in items], device=images.device)
         return images, labels, [str(item[2]) for item in items]
 
+    def masked_test_images(self, splits: DatasetSplits, n_images: int, device: str | torch.device | None = "auto"):
+        """A seeded sample of at most ``n_images`` test images that have a ground-truth mask:
+        ``(images, labels, ids, masks)``, or None when the data set has no masks.
+
+        Synthetic data have a mask for every image (``splits.test.masks``); HAM10000 has lesion
+        segmentations for some images only (``splits.test.mask_indices``).
+        """
+        test = splits.test
+        if getattr(test, "masks", None) is not None:
+            indices = self.test_indices(splits, n_images)
+            masks = test.masks[indices]
+        elif len(getattr(test, "mask_indices", ())):
+            check_positive_integers(n_images=n_images)
+            candidates = torch.as_tensor(test.mask_indices)
+            order = torch.randperm(len(candidates), generator=torch.Generator().manual_seed(self.seed))
+            indices = candidates[order[:n_images]].sort().values
+            masks = test.masks_at(indices.tolist())
+        else:
+            return None
+        items = [test[int(i)] for i in indices]
+        images = torch.stack([item[0] for item in items]).to(resolve_device(device))
+        labels = torch.tensor([int(item[1]) for item in items], device=images.device)
+        return images, labels, [str(item[2]) for item in items], masks.to(images.device)
+
     # -- files --------------------------------------------------------------------------------------
 
     @property

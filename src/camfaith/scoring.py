@@ -13,7 +13,16 @@ import pandas as pd
 import torch
 from torch import nn
 
-from camfaith.metrics import aopc_methods, haas, haas_ratio, max_sensitivity, zero_shares
+from camfaith.metrics import (
+    aopc_methods,
+    energy_pointing_game,
+    haas,
+    haas_ratio,
+    max_sensitivity,
+    relevance_mass,
+    relevance_rank,
+    zero_shares,
+)
 
 
 def aopc_scores(model: nn.Module, images: torch.Tensor, ids: Sequence[str], maps: dict[str, torch.Tensor],
@@ -109,3 +118,19 @@ def haas_table(per_image: pd.DataFrame) -> pd.DataFrame:
     methods = list(dict.fromkeys(per_image["method"]))
     table = per_image.groupby(["scaling", "method"])[["label", "prediction", "ha_prediction"]].apply(ratio)
     return table.unstack().reindex(index=list(dict.fromkeys(per_image["scaling"])), columns=methods)
+
+
+def localisation_scores(maps: dict[str, torch.Tensor], masks: torch.Tensor, ids: Sequence[str], labels: torch.Tensor,
+                        targets: torch.Tensor) -> pd.DataFrame:
+    """Relevance mass, relevance rank and the energy pointing game of every map against the masks.
+
+    Columns ``id, method, correct`` (the model's prediction is right) and one per score.
+    """
+    frames = []
+    for method, values in maps.items():
+        scores = {name: function(values, masks).cpu().numpy() for name, function in
+                  (("relevance_mass", relevance_mass), ("relevance_rank", relevance_rank),
+                   ("energy_pointing_game", energy_pointing_game))}
+        frames.append(pd.DataFrame({"id": list(ids), "method": method, "correct": (targets == labels).cpu().numpy(),
+                                    **scores}))
+    return pd.concat(frames, ignore_index=True)

@@ -15,8 +15,9 @@ Score directions, also stored as the function attribute ``higher_is_better``:
   :mod:`~camfaith.metrics.max_sensitivity`): lower is better.
 - :func:`haas` (Lee et al. 2022, eq. 9-10 of Lamprou 2023; :mod:`~camfaith.metrics.haas`): higher
   is better; above 1 the attribution helps the model.
-- :func:`relevance_mass` (Arras et al. 2022; :mod:`~camfaith.metrics.localisation`), for data with
-  ground-truth masks: higher is better.
+- :func:`relevance_mass`, :func:`relevance_rank` (Arras et al. 2022) and
+  :func:`energy_pointing_game` (Wang et al. 2020; all in :mod:`~camfaith.metrics.localisation`), for
+  data with ground-truth masks: higher is better.
 
 Randomness (the noise of AOPC and of Max-Sensitivity) comes from an explicit ``torch.Generator``.
 It may live on the device of the images, or on the CPU: a CPU generator's draws are made on the
@@ -36,7 +37,7 @@ from camfaith.metrics.aopc import (
 )
 from camfaith.metrics.cells import ZeroShares, cell_partition, pool_regions, zero_shares
 from camfaith.metrics.haas import ATTRIBUTION_SCALINGS, HAASResult, ha_attribution, ha_images, haas, haas_ratio
-from camfaith.metrics.localisation import relevance_mass
+from camfaith.metrics.localisation import energy_pointing_game, relevance_mass, relevance_rank
 from camfaith.metrics.max_sensitivity import MaxSensitivityResult, max_sensitivity
 from camfaith.metrics.road import ROAD_NOISE, road_impute
 
@@ -53,6 +54,7 @@ __all__ = [
     "ZeroShares",
     "aopc",
     "aopc_methods",
+    "energy_pointing_game",
     "area_between_curves",
     "cell_partition",
     "ha_attribution",
@@ -62,6 +64,7 @@ __all__ = [
     "max_sensitivity",
     "pool_regions",
     "relevance_mass",
+    "relevance_rank",
     "road_impute",
     "zero_shares",
 ]
