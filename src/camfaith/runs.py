@@ -7,13 +7,16 @@ folder holds:
 ==================================  =============================================================
 ``run.json``                        the settings: dataset, loader options, input size, random
                                     seed, data root and how to rebuild the network
-``manifest.csv``                    the split of every sample (id, split, label, group)
+``manifest.csv``                    the split of every sample (id, split, label, group:
+                                    the lesion or patient, empty where there is none)
 ``config.json``, ``history.csv``,   the training's own files (:mod:`camfaith.train.checkpoints`)
 ``last.pt``, ``best.pt``
 ``report.json``,                    the test-set scores of Table 4 of Lamprou (2023)
 ``confusion_matrix.csv``
-``<metric>.csv``                    per-image scores of one metric chapter (``aopc``,
-                                    ``max_sensitivity``, ``haas``, ``localisation``)
+``<name>.csv``                      per-image scores of the chapters: ``aopc``,
+                                    ``aopc_removal``, ``max_sensitivity``, ``haas``,
+                                    ``localisation``, ``sanity`` and ``identity``
+                                    (Proposition 4 on the trained network)
 ==================================  =============================================================
 
 Every file is written atomically, so a killed chapter leaves either a whole file or none.
