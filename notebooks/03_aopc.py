@@ -26,6 +26,7 @@ n_images = 32  # test images explained
 regions = "4,8"  # heatmap sizes (cells per side); the original study used 4,8,11,14 at 224 px
 perturbation = "uniform"  # uniform noise in [-1, 1], image_range, or a constant such as 0.0
 chunk_size = 64  # perturbed images per forward pass (bounds the memory)
+noise_seeds = 1  # repeats of the removal noise with seeds run seed, run seed + 1, ...
 
 # %%
 import matplotlib.pyplot as plt
@@ -42,7 +43,7 @@ from camfaith.plots import METHOD_LABELS, method_table, metric_by_setting, morf_
 from camfaith.runs import Run
 from camfaith.scoring import aopc_scores, morf_minus_lerf, tie_table
 
-check_positive_integers(n_images=n_images, chunk_size=chunk_size)
+check_positive_integers(n_images=n_images, chunk_size=chunk_size, noise_seeds=noise_seeds)
 region_list = parse_list(regions, int)
 if isinstance(perturbation, str) and perturbation not in ("uniform", "image_range", "road"):
     perturbation = float(perturbation)
@@ -61,8 +62,9 @@ maps = {m: explained[m] for m in METHODS} | control_maps(images, explained["hire
 
 # %%
 per_image, curves = aopc_scores(model, images, ids, maps, region_list, targets, run.seed, perturbation,
-                                chunk_size=chunk_size)
+                                chunk_size=chunk_size, noise_seeds=noise_seeds)
 run.save_scores("aopc", per_image.drop(columns="order"))
+stability = run.noise_stability(per_image, "aopc")  # None with one noise seed
 means = per_image.groupby(["regions", "method"])["aopc"].mean().unstack()[list(maps)]
 glue("aopc_means", means.rename(columns=METHOD_LABELS).round(4), display=False)
 means.rename(columns=METHOD_LABELS).round(4)
@@ -91,6 +93,10 @@ controls.replace(METHOD_LABELS).round(4)
 table = method_table(run.compare_methods(per_image, "aopc", ["regions"], higher_is_better=True))
 glue("aopc_table", table.round(4), display=False)
 table.round(4)
+
+# %%
+if stability is not None:  # the same comparison (averaged over the sizes) for each noise seed
+    glue("aopc_noise_stability", stability.round(4))
 
 # %%
 for size in region_list:

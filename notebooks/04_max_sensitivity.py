@@ -26,6 +26,7 @@ radii = "0.05,0.1,0.2"  # Table 6 of the original study: 0.05,0.1,0.2,0.3,0.4,0.
 samples = "5,5,5"  # Monte-Carlo samples per radius; Table 6: 20,20,30,30,40,40
 normalize = False  # divide by the norm of the clean map (Yeh et al.)
 chunk_size = 32  # perturbed images explained per pass
+noise_seeds = 1  # repeats of the Monte-Carlo noise with seeds run seed, run seed + 1, ...
 
 # %%
 import matplotlib.pyplot as plt
@@ -41,7 +42,7 @@ from camfaith.plots import METHOD_LABELS, method_table, metric_by_setting
 from camfaith.runs import Run
 from camfaith.scoring import sensitivity_scores
 
-check_positive_integers(n_images=n_images, chunk_size=chunk_size)
+check_positive_integers(n_images=n_images, chunk_size=chunk_size, noise_seeds=noise_seeds)
 radius_list, sample_list = parse_list(radii, float), parse_list(samples, int)
 if len(radius_list) != len(sample_list):
     raise ValueError(f"radii and samples need the same length, got {radii!r} and {samples!r}")
@@ -63,7 +64,8 @@ with torch.no_grad():
 # al. 2019).
 
 # %%
-per_image = sensitivity_scores(explainers, images, ids, targets, radius_list, sample_list, run.seed, chunk_size)
+per_image = sensitivity_scores(explainers, images, ids, targets, radius_list, sample_list, run.seed, chunk_size,
+                               noise_seeds)
 run.save_scores("max_sensitivity", per_image)
 means = per_image.groupby(["normalized", "radius", "method"])["max_sensitivity"].mean().unstack()[list(explainers)]
 glue("sens_means", means.rename(columns=METHOD_LABELS).round(4), display=False)
@@ -101,6 +103,11 @@ agree = primary["better"] == secondary["better"]
 glue("sens_forms_agree", "yes" if agree else "no", display=False)
 print("Averaged over the radii, eq. 8 and its normalised form " + ("agree." if agree else "disagree."))
 table.round(4)
+
+# %%
+stability = run.noise_stability(per_image, "max_sensitivity")
+if stability is not None:  # the primary comparison for each noise seed
+    glue("sens_noise_stability", stability.round(4))
 
 # %%
 summary = (per_image[~per_image["normalized"]].groupby(["method", "radius"])["max_sensitivity"]

@@ -77,3 +77,21 @@ def test_the_summary_reports_a_verdict_only_where_the_metric_discriminates(tmp_p
     assert counts.loc["haas"].sum() == 0
     assert discriminating_runs(summary.verdicts)["aopc"] == 1
     assert set(summary.controls["run"]) == {"good", "blind"}
+
+
+def test_a_verdict_that_flips_with_the_noise_seed_is_unstable(tmp_path):
+    from camfaith.endpoints import noise_stability
+
+    report = {"balanced_accuracy": 0.9, "precision_weighted": 0.9, "recall_weighted": 0.9, "f1_weighted": 0.9,
+              "mean_auc": 0.95, "confusion_matrix": [[1]], "class_names": ["a"]}
+    flipping = pd.concat([
+        aopc_frame({"gradcam": 0.5, "hirescam": 0.6, "random": 0.1, "inverted": 0.1}).assign(noise_seed=0),
+        aopc_frame({"gradcam": 0.6, "hirescam": 0.5, "random": 0.1, "inverted": 0.1}).assign(noise_seed=1)])
+    table = noise_stability(flipping, "aopc", n_resamples=300)
+    assert list(table["better"]) == ["second", "first"]
+    assert noise_stability(flipping[flipping["noise_seed"] == 0], "aopc") is None
+    run = Run.create(tmp_path / "flip", dataset="synthetic", arch="vgg11", input_size=32)
+    run.save_report(report)
+    run.save_scores("aopc", flipping)
+    verdict = collect(tmp_path, ["flip"], n_resamples=300).verdicts.iloc[0]
+    assert verdict["stable"] == "no" and verdict["verdict"] == "unstable" and verdict["noise seeds"] == 2

@@ -111,6 +111,23 @@ def discrimination(compare: Callable[[str, str], dict]) -> pd.DataFrame | None:
     return pd.DataFrame(rows)
 
 
+def noise_stability(frame: pd.DataFrame, metric: str, n_resamples: int = 2000, seed: int = 0,
+                    groups: pd.Series | None = None) -> pd.DataFrame | None:
+    """HiResCAM against Grad-CAM on the primary endpoint, once per noise seed (column ``noise_seed``).
+
+    The noise of AOPC and Max-Sensitivity is itself random; a verdict that changes with it is
+    unstable. None when the scores hold a single noise seed.
+    """
+    if "noise_seed" not in frame or frame["noise_seed"].nunique() < 2:
+        return None
+    rows = []
+    for noise_seed, part in frame.groupby("noise_seed"):
+        result = comparer(part, metric, n_resamples=n_resamples, seed=seed, groups=groups)(*CAMS)
+        rows.append({"noise_seed": noise_seed, "difference": result["mean_difference"], "low": result["low"],
+                     "high": result["high"], "better": result["better"]})
+    return pd.DataFrame(rows)
+
+
 def discriminates(table: pd.DataFrame | None) -> str:
     """``"yes"``, ``"no"``, or ``"no controls"`` (scores from a chapter run without them)."""
     if table is None:

@@ -34,7 +34,7 @@ import torch
 
 from camfaith.data import DATASETS, DatasetSplits, load_dataset
 from camfaith.device import resolve_device
-from camfaith.endpoints import comparer
+from camfaith.endpoints import comparer, noise_stability
 from camfaith.evaluate import SUMMARY_KEYS, confusion_frame
 from camfaith.io import save_csv, save_json
 from camfaith.models import ARCHITECTURES, build_model
@@ -180,6 +180,10 @@ class Run:
     def comparer(self, frame: pd.DataFrame, metric: str, settings: dict | None = None):
         """:func:`camfaith.endpoints.comparer` on this run's test images, seeded and grouped as above."""
         return comparer(frame, metric, settings, seed=self.seed, groups=self.test_groups())
+
+    def noise_stability(self, frame: pd.DataFrame, metric: str) -> pd.DataFrame | None:
+        """:func:`camfaith.endpoints.noise_stability` on this run's test images, seeded and grouped as above."""
+        return noise_stability(frame, metric, seed=self.seed, groups=self.test_groups())
 
     def save_manifest(self, splits: DatasetSplits) -> Path:
         return save_csv(splits.manifest, self.files["manifest"])

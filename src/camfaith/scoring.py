@@ -27,21 +27,23 @@ from camfaith.metrics import (
 
 def aopc_scores(model: nn.Module, images: torch.Tensor, ids: Sequence[str], maps: dict[str, torch.Tensor],
                 regions: Sequence[int], targets: torch.Tensor, seed: int, perturbation="uniform",
-                orders: Sequence[str] = ("morf",), tie_break: str = "stable",
-                chunk_size: int = 64) -> tuple[pd.DataFrame, dict]:
-    """AOPC of every map for each heatmap size and removal order (one clean pass and one noise draw each).
+                orders: Sequence[str] = ("morf",), tie_break: str = "stable", chunk_size: int = 64,
+                noise_seeds: int = 1) -> tuple[pd.DataFrame, dict]:
+    """AOPC of every map for each heatmap size and removal order (one clean pass and one noise draw each),
+    repeated with ``noise_seeds`` noise seeds (``seed``, ``seed + 1``, ...).
 
-    Returns the per-image frame (columns ``id, method, regions, order, aopc``) and the curves by
-    ``(regions, method, order)``.
+    Returns the per-image frame (columns ``id, method, regions, order, noise_seed, aopc``) and the
+    curves of the first noise seed by ``(regions, method, order)``.
     """
     rows, curves = [], {}
-    for size in regions:
-        results = aopc_methods(model, images, maps, regions=size, perturbation=perturbation, seed=seed,
-                               chunk_size=chunk_size, targets=targets, orders=tuple(orders), tie_break=tie_break)
-        for (method, order), result in results.items():
-            curves[(size, method, order)] = result.curves
-            rows += [{"id": i, "method": method, "regions": size, "order": order, "aopc": float(score)}
-                     for i, score in zip(ids, result.scores)]
+    for noise_seed in range(seed, seed + noise_seeds):
+        for size in regions:
+            results = aopc_methods(model, images, maps, regions=size, perturbation=perturbation, seed=noise_seed,
+                                   chunk_size=chunk_size, targets=targets, orders=tuple(orders), tie_break=tie_break)
+            for (method, order), result in results.items():
+                curves.setdefault((size, method, order), result.curves)
+                rows += [{"id": i, "method": method, "regions": size, "order": order, "noise_seed": noise_seed,
+                          "aopc": float(score)} for i, score in zip(ids, result.scores)]
     return pd.DataFrame(rows), curves
 
 
@@ -64,25 +66,28 @@ def tie_table(maps: dict[str, torch.Tensor], regions: int) -> pd.DataFrame:
 
 def sensitivity_scores(explainers: dict[str, Callable], images: torch.Tensor, ids: Sequence[str],
                        targets: torch.Tensor, radii: Sequence[float], samples: Sequence[int], seed: int,
-                       chunk_size: int = 32) -> pd.DataFrame:
+                       chunk_size: int = 32, noise_seeds: int = 1) -> pd.DataFrame:
     """Max-Sensitivity of every explanation function, as eq. 8 of Lamprou (2023) and normalised.
 
     Each radius and map sees the same perturbed images (the generator is re-seeded). The normalised
     form (Yeh et al. 2019) divides by the norm of the clean map; dividing the largest distance by a
     per-image constant equals taking the largest normalised distance, so it costs nothing more.
-    Columns ``id, method, radius, samples, normalized, max_sensitivity``.
+    Repeated with ``noise_seeds`` noise seeds (``seed``, ``seed + 1``, ...). Columns ``id, method,
+    radius, samples, noise_seed, normalized, max_sensitivity``.
     """
     rows = []
     for method, explain in explainers.items():
         clean_norm = torch.linalg.vector_norm(explain(images, targets).flatten(1).double(), dim=1)
         clean_norm = torch.where(clean_norm == 0, torch.ones_like(clean_norm), clean_norm).cpu()
-        for radius, n_samples in zip(radii, samples):
-            result = max_sensitivity(explain, images, radius, n_samples, targets,
-                                     generator=torch.Generator().manual_seed(seed), chunk_size=chunk_size)
-            scores = result.scores.double().cpu()
-            for normalized, values in ((False, scores), (True, scores / clean_norm)):
-                rows += [{"id": i, "method": method, "radius": radius, "samples": n_samples, "normalized": normalized,
-                          "max_sensitivity": float(value)} for i, value in zip(ids, values)]
+        for noise_seed in range(seed, seed + noise_seeds):
+            for radius, n_samples in zip(radii, samples):
+                result = max_sensitivity(explain, images, radius, n_samples, targets,
+                                         generator=torch.Generator().manual_seed(noise_seed), chunk_size=chunk_size)
+                scores = result.scores.double().cpu()
+                rows += [{"id": i, "method": method, "radius": radius, "samples": n_samples, "noise_seed": noise_seed,
+                          "normalized": normalized, "max_sensitivity": float(value)}
+                         for normalized, values in ((False, scores), (True, scores / clean_norm))
+                         for i, value in zip(ids, values)]
     return pd.DataFrame(rows)
 
 

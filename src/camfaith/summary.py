@@ -15,7 +15,15 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from camfaith.endpoints import CAMS, ENDPOINTS, SECONDARY, comparer, discriminates, discrimination
+from camfaith.endpoints import (
+    CAMS,
+    ENDPOINTS,
+    SECONDARY,
+    comparer,
+    discriminates,
+    discrimination,
+    noise_stability,
+)
 from camfaith.parameters import check_choice
 from camfaith.runs import Run
 from camfaith.stats import holm, interval_standard_error, pooled_effect
@@ -24,6 +32,7 @@ from camfaith.stats import holm, interval_standard_error, pooled_effect
 METRICS = {"aopc": "AOPC", "max_sensitivity": "Max-Sensitivity", "haas": "HAAS", "relevance_mass": "Relevance mass"}
 SIDES = {"second": "HiResCAM", "first": "Grad-CAM", "neither": "neither"}
 NOT_INTERPRETABLE = "not interpretable"
+UNSTABLE = "unstable"  # the verdict changes with the noise seed
 #: columns of the runs table that hold a method's mean, as in Table 10 of Lamprou (2023)
 MEAN_COLUMNS = {"aopc": "mean_aopc", "max_sensitivity": "mean_maxsens", "haas": "haas"}
 
@@ -54,7 +63,8 @@ def compare_run(run: Run, n_resamples: int = 2000, seed: int = 0) -> dict[str, d
             continue
         frame = run.scores(endpoint.scores)
         compare = comparer(frame, metric, n_resamples=n_resamples, seed=seed, groups=groups)
-        comparisons[metric] = {"result": compare(*CAMS), "controls": discrimination(compare), "secondary": None}
+        comparisons[metric] = {"result": compare(*CAMS), "controls": discrimination(compare), "secondary": None,
+                               "noise": noise_stability(frame, metric, n_resamples, seed, groups)}
         if metric in SECONDARY and any(column in frame for column in SECONDARY[metric]):
             secondary = comparer(frame, metric, SECONDARY[metric], n_resamples=n_resamples, seed=seed, groups=groups)
             comparisons[metric]["secondary"] = secondary(*CAMS)
@@ -89,8 +99,17 @@ def _verdict_rows(run: Run, comparisons: dict[str, dict]) -> list[dict]:
                      "p": result["p_value"], "favours": SIDES[result["better"]],
                      "discriminates": discriminates(comparison["controls"]),
                      "secondary favours": SIDES[secondary["better"]] if secondary else "",
-                     "images": result["n"], "resampled": result["resampled"]})
+                     "images": result["n"], "resampled": result["resampled"]} | _noise_columns(comparison["noise"]))
     return rows
+
+
+def _noise_columns(noise: pd.DataFrame | None) -> dict:
+    """How the verdict fares across noise seeds: their number, the range of the mean difference, stable or not."""
+    if noise is None:
+        return {"noise seeds": 1, "noise range": "", "stable": "yes"}
+    low, high = noise["difference"].min(), noise["difference"].max()
+    return {"noise seeds": len(noise), "noise range": f"{low:.3g} to {high:.3g}",
+            "stable": "yes" if noise["better"].nunique() == 1 else "no"}
 
 
 def _verdicts(rows: list[dict], alpha: float = 0.05) -> pd.DataFrame:
@@ -100,7 +119,8 @@ def _verdicts(rows: list[dict], alpha: float = 0.05) -> pd.DataFrame:
     if verdicts.empty:
         return verdicts
     verdicts.insert(verdicts.columns.get_loc("p") + 1, "p (Holm)", holm(verdicts["p"]))
-    agreed = verdicts["favours"].where(verdicts["p (Holm)"] < alpha, "neither")
+    agreed = verdicts["favours"].where(verdicts["p (Holm)"] < alpha, "neither").where(verdicts["stable"] == "yes",
+                                                                                        UNSTABLE)
     verdicts["verdict"] = agreed.where(verdicts["discriminates"] != "no", NOT_INTERPRETABLE)
     return verdicts
 
@@ -130,15 +150,16 @@ def collect(results_dir: str | os.PathLike, runs: list[str], n_resamples: int = 
 def verdict_counts(verdicts: pd.DataFrame) -> pd.DataFrame:
     """How many runs each metric (rows: ``aopc``, ``max_sensitivity``, ...) resolves each way.
 
-    Columns ``hirescam``, ``gradcam``, ``neither`` and ``not_interpretable`` (the metric did not
-    discriminate on that run); every metric has a row, zeros where it has no runs.
+    Columns ``hirescam``, ``gradcam``, ``neither``, ``unstable`` (the verdict changes with the noise
+    seed) and ``not_interpretable`` (the metric did not discriminate on that run); every metric has a
+    row, zeros where it has no runs.
     """
-    sides = [*SIDES.values(), NOT_INTERPRETABLE]
+    sides = [*SIDES.values(), UNSTABLE, NOT_INTERPRETABLE]
     table = pd.DataFrame(0, index=list(METRICS.values()), columns=sides)
     if len(verdicts):
         table.update(verdicts.groupby(["metric", "verdict"]).size().unstack(fill_value=0))
     table.index = list(METRICS)
-    table.columns = ["hirescam", "gradcam", "neither", "not_interpretable"]
+    table.columns = ["hirescam", "gradcam", "neither", "unstable", "not_interpretable"]
     return table.astype(int)
 
 
@@ -239,7 +260,8 @@ def answer(verdicts: pd.DataFrame) -> str:
         sentences.append(
             f"{name} told both CAMs from a random and an inverted map on {able[key]} of {tested} runs; "
             f"its verdict favours HiResCAM on {row['hirescam']}, Grad-CAM on {row['gradcam']}, neither on "
-            f"{row['neither']}, and is not interpretable on {row['not_interpretable']}.")
+            f"{row['neither']}, changes with the noise seed on {row['unstable']}, and is not interpretable on "
+            f"{row['not_interpretable']}.")
     return (f"Over the {n_runs} runs of this configuration: " + " ".join(sentences)
             + " A metric's preference for the faithful map counts only where that metric could see the difference"
               " between an informative and an uninformative map at all.")
