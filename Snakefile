@@ -48,8 +48,17 @@ def expand_grid(run):
     return runs
 
 
-RUNS = {run.get("name", f"{run['dataset']}_{run['arch']}"): merged(config["defaults"], run)
-        for entry in config["runs"] for run in expand_grid(dict(entry))}
+def replicates(name, run):
+    """``train_seeds: R`` trains R networks on the same split, with training seeds seed, seed + 1, ...:
+    the run itself, then ``<name>_t2`` ... ``<name>_tR``."""
+    for number in range(1, int(run.get("train_seeds", 1)) + 1):
+        yield (name if number == 1 else f"{name}_t{number}",
+               run | {"train_seed": config["seed"] + number - 1, "replicate_of": name})
+
+
+RUNS = dict(replicate for entry in config["runs"] for run in expand_grid(dict(entry))
+            for replicate in replicates(run.get("name", f"{run['dataset']}_{run['arch']}"),
+                                        merged(config["defaults"], run)))
 TOPICS = config.get("topics", TOPICS)
 
 
@@ -80,7 +89,7 @@ def run_parameters(name, topic):
     common = {"run_dir": f"{OUT}/{name}", "device": config["device"]}
     if topic == "02_train":
         settings = {key: run[key] for key in ("dataset", "arch", "input_size", "dataset_options", "small_input",
-                                              "stages", "variant", "weights")}
+                                              "stages", "variant", "weights", "train_seed", "replicate_of")}
         settings |= {"data_root": config.get("data_root", ""), "seed": config["seed"], "progress": False}
         return cli(common | settings | run["train"])
     return cli(common | run[METRIC_PARAMETERS[topic]])

@@ -31,7 +31,9 @@ dataset_options = ""  # extra loader options, see camfaith.parameters.parse_opti
 data_root = ""  # empty: read $CAMFAITH_DATA, default ./data
 run_dir = "results/scratch/synthetic_vgg11"  # the run folder: settings, checkpoints, reports, scores
 device = "auto"  # auto, cpu or cuda
-seed = 0  # splits, initial weights, shuffling, test sample and metric noise
+seed = 0  # splits, test sample and metric noise; also the training's unless train_seed is set
+train_seed = -1  # initial weights and shuffling; -1: the seed above (replicates of a run differ here only)
+replicate_of = ""  # the run this one replicates with another train_seed; empty for none
 epochs = 6
 batch_size = 64
 lr = 1e-3
@@ -59,7 +61,7 @@ from camfaith.train import TrainConfig, train
 check_positive_integers(epochs=epochs, batch_size=batch_size)
 device = resolve_device(device)
 settings = dict(dataset=dataset, arch=arch, input_size=input_size, seed=seed, dataset_options=dataset_options,
-                data_root=data_root)
+                data_root=data_root, train_seed=seed if train_seed < 0 else train_seed, replicate_of=replicate_of)
 splits = Run(folder=run_dir, **settings).load_splits(augment=True)  # checks the settings first
 pd.DataFrame({"split": ["train", "validation", "test"],
               "images": [len(splits.train), len(splits.val), len(splits.test)]}).set_index("split").T
@@ -72,7 +74,7 @@ pd.DataFrame({"split": ["train", "validation", "test"],
 spec = dict(arch=arch, num_classes=splits.num_classes, head="flatten", input_size=input_size, variant=variant,
             small_input=bool(small_input), stages=stages or None)
 run = Run.create(run_dir, **settings, model=spec)  # the checkpoint holds the trained weights
-torch.manual_seed(seed)  # the initial weights: a killed run resumes only with the same ones
+torch.manual_seed(run.train_seed)  # the initial weights: a killed run resumes only with the same ones
 model, target_layer = run.build_model(weights=weights or None)
 run.save_manifest(splits)
 print(model.theory, "| target map:", model.feature_shape, "| removed:", model.removed_downsampling or "nothing")
@@ -82,7 +84,7 @@ config = TrainConfig(
     lr=lr, weight_decay=weight_decay or None, batch_size=batch_size, epochs=epochs,
     scheduler_step=scheduler_step or None, scheduler_gamma=scheduler_gamma if scheduler_step else None,
     patience=patience or None, trainable_layers=trainable_layers,
-    normal_classes=tuple(parse_list(normal_classes, str, allow_empty=True)), seed=seed,
+    normal_classes=tuple(parse_list(normal_classes, str, allow_empty=True)), seed=run.train_seed,
 )
 result = train(model, splits, config, run.folder, device=device, progress=bool(progress))
 fig = history_curves(result.history)

@@ -40,6 +40,7 @@ from camfaith.summary import (
     haas_extremes,
     published_directions,
     reference_table,
+    replicate_agreement,
     sanity_extremes,
     secondary_flips,
     side_by_side,
@@ -105,6 +106,17 @@ for metric, count in secondary_flips(summary.verdicts).items():
     glue(f"summary_{metric}_secondary_flips", count, display=False)
 glue("summary_verdicts", summary.verdicts.round(4), display=False)
 summary.verdicts.round(4)
+
+# %% [markdown]
+# Where a run was trained several times with different training seeds (same data, same split), does
+# its verdict hold across the independently trained networks?
+
+# %% tags=["hide-input"]
+replicates = replicate_agreement(summary.verdicts)
+if replicates is None:
+    print("No run of this configuration was trained more than once.")
+else:
+    glue("summary_replicates", replicates)
 
 # %% [markdown]
 # ## Beside the published study

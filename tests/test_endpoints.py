@@ -95,3 +95,15 @@ def test_a_verdict_that_flips_with_the_noise_seed_is_unstable(tmp_path):
     run.save_scores("aopc", flipping)
     verdict = collect(tmp_path, ["flip"], n_resamples=300).verdicts.iloc[0]
     assert verdict["stable"] == "no" and verdict["verdict"] == "unstable" and verdict["noise seeds"] == 2
+
+
+def test_a_verdict_holds_across_replicates_only_when_every_network_gives_it():
+    from camfaith.summary import replicate_agreement
+
+    verdicts = pd.DataFrame({"run": ["a", "a_t2", "a_t3", "a", "a_t2", "a_t3", "b"],
+                             "replicate of": ["a"] * 6 + ["b"], "metric": ["AOPC"] * 3 + ["HAAS"] * 3 + ["AOPC"],
+                             "verdict": ["HiResCAM"] * 3 + ["HiResCAM", "neither", "HiResCAM", "neither"]})
+    table = replicate_agreement(verdicts).set_index("metric")
+    assert list(table["replicate of"]) == ["a", "a"]
+    assert table.loc["AOPC", "holds"] == "yes" and table.loc["HAAS", "holds"] == "no"
+    assert replicate_agreement(verdicts[verdicts["run"] == "b"]) is None

@@ -130,6 +130,20 @@ def test_a_second_configuration_replaces_every_number_of_the_first(tiny_study, b
     assert "Over the 2 runs" in words(html / "book/summary.html")
 
 
+def test_train_seeds_replicate_a_run_with_other_training_seeds(tmp_path):
+    config = tmp_path / "replicated.yaml"
+    config.write_text(yaml.safe_dump(TINY | {"runs": [{"dataset": "synthetic", "arch": "vgg11", "train_seeds": 3}]}))
+    env = os.environ | {"PATH": f"{BIN}:{os.environ['PATH']}"}
+    command = [str(BIN / "snakemake"), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+               "--configfile", str(config), "--cores", "1", "-n", "-p"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    for name, seed in (("synthetic_vgg11", 0), ("synthetic_vgg11_t2", 1), ("synthetic_vgg11_t3", 2)):
+        assert f"results/tiny/{name}/report.json" in log
+        assert f"-p train_seed={seed} " in log and "-p replicate_of='\"synthetic_vgg11\"'" in log
+
+
 @pytest.mark.parametrize("notebook, parameters, message", [
     ("02_train", {"dataset": "mnist"}, "dataset='mnist' is not known"),
     ("02_train", {"arch": "alexnet"}, "arch='alexnet' is not known"),

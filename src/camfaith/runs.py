@@ -61,6 +61,8 @@ class Run:
     dataset_options: str = ""
     data_root: str = ""  # empty: $CAMFAITH_DATA when the data are read
     model: dict = field(default_factory=dict)  # keyword arguments of build_model, weights excepted
+    train_seed: int | None = None  # initial weights and shuffling; None: ``seed``
+    replicate_of: str = ""  # the run this one repeats with another train_seed (same data, same split)
 
     def __post_init__(self):
         check_choice("dataset", self.dataset, DATASETS)
@@ -68,6 +70,8 @@ class Run:
         check_positive_integers(input_size=self.input_size)
         parse_options(self.dataset_options)  # fails early on malformed options
         object.__setattr__(self, "folder", Path(self.folder))
+        if self.train_seed is None:
+            object.__setattr__(self, "train_seed", self.seed)
 
     @classmethod
     def create(cls, folder: str | os.PathLike, **settings) -> Run:

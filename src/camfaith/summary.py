@@ -94,7 +94,8 @@ def _verdict_rows(run: Run, comparisons: dict[str, dict]) -> list[dict]:
     rows = []
     for metric, comparison in comparisons.items():
         result, secondary = comparison["result"], comparison["secondary"]
-        rows.append({"run": run.name, "dataset": run.dataset, "arch": run.arch, "metric": METRICS[metric],
+        rows.append({"run": run.name, "replicate of": run.replicate_of or run.name, "dataset": run.dataset,
+                     "arch": run.arch, "metric": METRICS[metric],
                      "HiResCAM - Grad-CAM": result["mean_difference"], "low": result["low"], "high": result["high"],
                      "p": result["p_value"], "favours": SIDES[result["better"]],
                      "discriminates": discriminates(comparison["controls"]),
@@ -187,6 +188,19 @@ def secondary_flips(verdicts: pd.DataFrame) -> pd.Series:
     """On how many runs the secondary variant of a metric (key) favours another map than its primary endpoint."""
     flips = verdicts[(verdicts["secondary favours"] != "") & (verdicts["secondary favours"] != verdicts["favours"])]
     return pd.Series({key: int((flips["metric"] == name).sum()) for key, name in METRICS.items()})
+
+
+def replicate_agreement(verdicts: pd.DataFrame) -> pd.DataFrame | None:
+    """Per run trained several times (``train_seeds``) and metric: the verdict of every replicate, and
+    whether it holds across independently trained networks. None when no run has replicates."""
+    if verdicts.empty:
+        return None
+    replicated = verdicts.groupby("replicate of").filter(lambda group: group["run"].nunique() > 1)
+    if replicated.empty:
+        return None
+    table = replicated.groupby(["replicate of", "metric"])["verdict"].agg(
+        verdicts=lambda v: ", ".join(v), holds=lambda v: "yes" if v.nunique() == 1 else "no")
+    return table.reset_index()
 
 
 def published_directions() -> pd.Series:
