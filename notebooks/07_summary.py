@@ -22,6 +22,7 @@
 results_dir = "results/default"  # the folder of one configuration's runs
 runs = "synthetic_vgg11"  # comma-separated run names, by default dataset_arch
 configuration = "default"  # the configuration's name, shown on the front page
+primary = ""  # overrides of the primary endpoints, see camfaith.endpoints.primary_settings
 n_resamples = 2000  # bootstrap resamples
 seed = 0  # of the bootstrap
 
@@ -47,7 +48,7 @@ from camfaith.summary import (
     verdict_counts,
 )
 
-summary = collect(results_dir, parse_list(runs, str), n_resamples, seed)
+summary = collect(results_dir, parse_list(runs, str), n_resamples, seed, primary)
 display(Markdown(answer(summary.verdicts)))
 glue("summary_answer", answer(summary.verdicts), display=False)
 fig = forest_plot(forest_table(summary.verdicts))

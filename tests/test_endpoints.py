@@ -107,3 +107,15 @@ def test_a_verdict_holds_across_replicates_only_when_every_network_gives_it():
     assert list(table["replicate of"]) == ["a", "a"]
     assert table.loc["AOPC", "holds"] == "yes" and table.loc["HAAS", "holds"] == "no"
     assert replicate_agreement(verdicts[verdicts["run"] == "b"]) is None
+
+
+def test_primary_endpoints_are_declared_and_can_be_overridden():
+    from camfaith.endpoints import primary_settings
+
+    assert primary_settings()["haas"] == {"scaling": "centered"}
+    overridden = primary_settings("haas.scaling=unit, max_sensitivity.normalized=true")
+    assert overridden["haas"] == {"scaling": "unit"} and overridden["max_sensitivity"] == {"normalized": True}
+    with pytest.raises(ValueError, match="metric of a primary endpoint='accuracy' is not known"):
+        primary_settings("accuracy.top=1")
+    with pytest.raises(ValueError, match="metric.column=value"):
+        primary_settings("haas=unit")

@@ -4,7 +4,8 @@ A metric chapter scores every map (the two CAMs and the controls of :mod:`camfai
 many settings. Only one setting per metric is the *primary endpoint* that a verdict may rest on;
 the others are shown as secondary. Per image:
 
-- AOPC: MoRF removal by uniform noise, averaged over the heatmap sizes (Table 10 of Lamprou 2023);
+- AOPC: MoRF removal with the chapter's removal (uniform noise by default), averaged over the
+  heatmap sizes (Table 10 of Lamprou 2023); the other removals and orders are secondary;
 - Max-Sensitivity: eq. 8 of Lamprou (2023), not normalised, averaged over the radii;
 - HAAS: the attribution scaled to [-1, 1] as Definition 6 of Lamprou (2023) asks (``centered``);
   the CAM in [0, 1] used as is (``unit``, what the original code did) is the replication variant;
@@ -23,7 +24,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from camfaith.parameters import check_choice
+from camfaith.parameters import check_choice, parse_options
 from camfaith.stats import haas_comparison, paired_comparison
 
 CAMS = ("gradcam", "hirescam")
@@ -39,13 +40,29 @@ class Endpoint(NamedTuple):
 
 
 ENDPOINTS = {
-    "aopc": Endpoint("aopc", "aopc", True, {"order": "morf", "perturbation": "uniform"}, "regions"),
+    "aopc": Endpoint("aopc", "aopc", True, {}, "regions"),  # aopc.csv holds MoRF with the chapter's removal
     "max_sensitivity": Endpoint("max_sensitivity", "max_sensitivity", False, {"normalized": False}, "radius"),
     "haas": Endpoint("haas", None, True, {"scaling": "centered"}, None),
     "relevance_mass": Endpoint("localisation", "relevance_mass", True, {}, None),
 }
 #: the variants shown beside the primary endpoint (never counted as verdicts)
 SECONDARY = {"max_sensitivity": {"normalized": True}, "haas": {"scaling": "unit"}}
+
+
+def primary_settings(text: str = "") -> dict[str, dict]:
+    """The primary setting of every metric, with the configuration's overrides applied.
+
+    ``text`` is ``"metric.column=value,..."`` (values parsed as YAML scalars), e.g.
+    ``"haas.scaling=unit"`` to make the original code's scaling the primary HAAS endpoint.
+    """
+    settings = {metric: dict(endpoint.settings) for metric, endpoint in ENDPOINTS.items()}
+    for dotted, value in parse_options(text).items():
+        metric, _, column = dotted.partition(".")
+        check_choice("metric of a primary endpoint", metric, ENDPOINTS)
+        if not column:
+            raise ValueError(f"a primary endpoint is set as metric.column=value, got {dotted!r}")
+        settings[metric][column] = value
+    return settings
 
 
 def select(frame: pd.DataFrame, metric: str, settings: dict | None = None) -> pd.DataFrame:
@@ -112,7 +129,7 @@ def discrimination(compare: Callable[[str, str], dict]) -> pd.DataFrame | None:
 
 
 def noise_stability(frame: pd.DataFrame, metric: str, n_resamples: int = 2000, seed: int = 0,
-                    groups: pd.Series | None = None) -> pd.DataFrame | None:
+                    groups: pd.Series | None = None, settings: dict | None = None) -> pd.DataFrame | None:
     """HiResCAM against Grad-CAM on the primary endpoint, once per noise seed (column ``noise_seed``).
 
     The noise of AOPC and Max-Sensitivity is itself random; a verdict that changes with it is
@@ -122,7 +139,7 @@ def noise_stability(frame: pd.DataFrame, metric: str, n_resamples: int = 2000, s
         return None
     rows = []
     for noise_seed, part in frame.groupby("noise_seed"):
-        result = comparer(part, metric, n_resamples=n_resamples, seed=seed, groups=groups)(*CAMS)
+        result = comparer(part, metric, settings, n_resamples=n_resamples, seed=seed, groups=groups)(*CAMS)
         rows.append({"noise_seed": noise_seed, "difference": result["mean_difference"], "low": result["low"],
                      "high": result["high"], "better": result["better"]})
     return pd.DataFrame(rows)

@@ -23,6 +23,7 @@ from camfaith.endpoints import (
     discriminates,
     discrimination,
     noise_stability,
+    primary_settings,
 )
 from camfaith.parameters import check_choice
 from camfaith.runs import Run
@@ -52,20 +53,22 @@ def reference_table(name: str) -> pd.DataFrame:
         return pd.read_csv(path)
 
 
-def compare_run(run: Run, n_resamples: int = 2000, seed: int = 0) -> dict[str, dict]:
+def compare_run(run: Run, n_resamples: int = 2000, seed: int = 0, primary: str = "") -> dict[str, dict]:
     """Per metric the run has scores for: HiResCAM against Grad-CAM on the primary endpoint
-    (``result``), on the secondary variant where there is one (``secondary``), and the metric's
-    comparison of each CAM with the null controls (``controls``, None without them).
+    (``result``; overrides in ``primary``, see :func:`camfaith.endpoints.primary_settings`), on the
+    secondary variant where there is one (``secondary``), the metric's comparison of each CAM with the
+    null controls (``controls``, None without them), and the comparison per noise seed (``noise``).
     """
-    comparisons, groups = {}, run.test_groups()
+    comparisons, groups, settings = {}, run.test_groups(), primary_settings(primary)
     for metric, endpoint in ENDPOINTS.items():
         if not run.has_scores(endpoint.scores):
             continue
         frame = run.scores(endpoint.scores)
-        compare = comparer(frame, metric, n_resamples=n_resamples, seed=seed, groups=groups)
+        compare = comparer(frame, metric, settings[metric], n_resamples=n_resamples, seed=seed, groups=groups)
         comparisons[metric] = {"result": compare(*CAMS), "controls": discrimination(compare), "secondary": None,
-                               "noise": noise_stability(frame, metric, n_resamples, seed, groups)}
-        if metric in SECONDARY and any(column in frame for column in SECONDARY[metric]):
+                               "noise": noise_stability(frame, metric, n_resamples, seed, groups, settings[metric])}
+        if (metric in SECONDARY and SECONDARY[metric] != settings[metric]
+                and any(column in frame for column in SECONDARY[metric])):
             secondary = comparer(frame, metric, SECONDARY[metric], n_resamples=n_resamples, seed=seed, groups=groups)
             comparisons[metric]["secondary"] = secondary(*CAMS)
     return comparisons
@@ -132,8 +135,10 @@ def _control_rows(run: Run, comparisons: dict[str, dict]) -> list[dict]:
             for row in comparison["controls"].to_dict("records")]
 
 
-def collect(results_dir: str | os.PathLike, runs: list[str], n_resamples: int = 2000, seed: int = 0) -> Summary:
-    """Read the finished runs of a configuration (folders under ``results_dir``) into a :class:`Summary`."""
+def collect(results_dir: str | os.PathLike, runs: list[str], n_resamples: int = 2000, seed: int = 0,
+            primary: str = "") -> Summary:
+    """Read the finished runs of a configuration (folders under ``results_dir``) into a :class:`Summary`;
+    ``primary`` overrides primary endpoints (``"haas.scaling=unit"``)."""
     missing = [name for name in runs if not (Path(results_dir) / name / "report.json").exists()]
     if missing or not runs:
         raise FileNotFoundError(f"no finished runs {missing or runs!r} in {results_dir}: "
@@ -141,7 +146,7 @@ def collect(results_dir: str | os.PathLike, runs: list[str], n_resamples: int = 
     rows, verdicts, controls = [], [], []
     for name in runs:
         run = Run.open(Path(results_dir) / name)
-        comparisons = compare_run(run, n_resamples, seed)
+        comparisons = compare_run(run, n_resamples, seed, primary)
         rows.append(_run_row(run, comparisons))
         verdicts += _verdict_rows(run, comparisons)
         controls += _control_rows(run, comparisons)
