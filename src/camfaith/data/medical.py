@@ -311,9 +311,7 @@ def ham10000(
         (all 10,015 images), then ``masks_subset`` (the 1,257 masks of the staged copy).
     allow_missing
         Drop metadata rows whose image file is absent (a warning gives their count) instead of
-        raising :class:`FileNotFoundError`.
-
-    Other parameters are described in the module docstring.
+        raising :class:`FileNotFoundError`. Other parameters: see the module docstring.
     """
     advice = instructions("ham10000", root)
     layout = "HAM10000_metadata.csv and HAM10000_images_part_1/ISIC_*.jpg, HAM10000_images_part_2/ISIC_*.jpg"
@@ -321,10 +319,8 @@ def ham10000(
     metadata = _ham10000_metadata(folder / "HAM10000_metadata.csv")
     files, searched = _ham10000_images(folder, image_folders)
     if not searched:
-        raise FileNotFoundError(
-            f"ham10000: none of the image folders {', '.join(image_folders)} exists in {folder}. "
-            f"Expected {layout}. {advice}"
-        )
+        raise FileNotFoundError(f"ham10000: none of the image folders {', '.join(image_folders)} exists in "
+                                f"{folder}. Expected {layout}. {advice}")
     samples = _ham10000_samples(metadata, files, searched, allow_missing)
     assignment = grouped_stratified_assignment(samples["label"], samples["group"], fractions, seed)
     samples["split"] = np.asarray(SPLITS)[assignment]
