@@ -1,4 +1,4 @@
-"""Synthetic data with ground truth: determinism, balance, masks, the colour variant, learnability."""
+"""Synthetic data with ground truth: determinism, balance, masks, the colour and clutter variants, learnability."""
 
 from collections import OrderedDict
 
@@ -9,9 +9,13 @@ from torch import nn
 
 from camfaith.data.base import DatasetSplits
 from camfaith.data.synthetic import (
+    FAINT_CONTRAST,
+    FAINT_SHARE,
     MAX_COLOUR_CLASSES,
     SHAPES,
     SyntheticDataset,
+    _distractors,
+    _paint,
     class_names,
     make_synthetic,
     synthetic,
@@ -32,7 +36,7 @@ def _rgb_to_hue(rgb: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(rgb_to_hsv(rgb.clamp(0, 1).numpy())[:, 0])
 
 
-@pytest.mark.parametrize("variant", ["shape", "colour"])
+@pytest.mark.parametrize("variant", ["shape", "colour", "clutter"])
 def test_same_seed_same_data_other_seed_other_data(variant):
     first = make_synthetic(40, 32, variant, 4, seed=3)
     again = make_synthetic(40, 32, variant, 4, seed=3)
@@ -42,7 +46,7 @@ def test_same_seed_same_data_other_seed_other_data(variant):
     assert not torch.equal(first[0], other[0])
 
 
-@pytest.mark.parametrize("variant", ["shape", "colour"])
+@pytest.mark.parametrize("variant", ["shape", "colour", "clutter"])
 def test_shapes_types_and_value_range(variant):
     images, labels, masks = make_synthetic(30, 40, variant, 3, seed=0)
     assert images.shape == (30, 3, 40, 40) and images.dtype == torch.float32
@@ -76,8 +80,9 @@ def test_masks_cover_the_object(variant):
         assert (image[:, around] - colour).norm(dim=0).median() > 0.25
 
 
-def test_shape_classes_have_their_shapes():
-    images, labels, masks = make_synthetic(240, 64, "shape", len(SHAPES), seed=0)
+@pytest.mark.parametrize("variant", ["shape", "clutter"])
+def test_shape_classes_have_their_shapes(variant):
+    images, labels, masks = make_synthetic(240, 64, variant, len(SHAPES), seed=0)
     rows, cols = masks.any(2), masks.any(1)
     box_area = rows.sum(1) * cols.sum(1)
     fill = masks.flatten(1).sum(1) / box_area
@@ -132,6 +137,9 @@ def test_colour_variant_class_is_the_hue(num_classes):
         ({"variant": "colour", "num_classes": 1}, "num_classes must be"),
         ({"image_size": 8}, "image_size"),
         ({"n": 0}, "n must be"),
+        ({"distractors": -1}, "distractors must be"),
+        ({"distractors": 1.5}, "distractors must be"),
+        ({"label_noise": 1.5}, "label_noise must be"),
     ],
 )
 def test_bad_arguments_raise(kwargs, message):
@@ -217,3 +225,121 @@ def test_a_small_cnn_learns_the_shapes_quickly(tmp_path, one_thread):
     report = classification_report(probabilities, labels, splits.classes)
     assert result.history["val_loss"].iloc[-1] < result.history["val_loss"].iloc[0]
     assert report["balanced_accuracy"] > 0.6  # chance is 0.25
+
+
+@pytest.mark.parametrize("variant, labels, total, absolute, mask_pixels", [
+    ("shape", [3, 1, 2, 1, 0, 0], -278.3362396513112, 1135.7395326173864, 222),
+    ("colour", [3, 1, 2, 1, 0, 0], -169.81157028966118, 1249.3484249169705, 228),
+])
+def test_shape_and_colour_variants_keep_their_images(variant, labels, total, absolute, mask_pixels):
+    """Values recorded before the clutter variant was added: its options leave the older variants as they were."""
+    images, drawn_labels, masks = make_synthetic(6, 16, variant, 4, seed=11)
+    assert drawn_labels.tolist() == labels and masks.sum() == mask_pixels
+    assert images.double().sum().item() == pytest.approx(total, abs=1e-9)
+    assert images.double().abs().sum().item() == pytest.approx(absolute, abs=1e-9)
+
+
+def _components(mask: torch.Tensor) -> tuple[np.ndarray, int]:
+    """8-connected components of a bool (S, S) mask."""
+    from scipy.ndimage import label
+
+    return label(mask.numpy(), structure=np.ones((3, 3)))
+
+
+def test_clutter_masks_mark_exactly_the_deciding_object():
+    images, labels, masks, distractors = make_synthetic(200, 48, "clutter", 4, seed=3, return_distractors=True)
+    assert class_names("clutter", 4) == list(SHAPES[:4])
+    assert distractors.flatten(1).any(1).float().mean() > 0.75  # most images have distractors
+    # At least one background pixel between the deciding object and any distractor.
+    assert not (_dilate(masks, 1) & distractors).any()
+    for image, mask, extra in zip(images, masks, distractors):
+        _, count = _components(mask)
+        assert count == 1  # one object, in one piece
+        inside = image[:, mask]
+        assert (inside - inside.mean(1, keepdim=True)).abs().mean() < 0.05  # one flat colour
+        pieces, pieces_count = _components(extra)
+        sizes = np.bincount(pieces.ravel(), minlength=pieces_count + 1)[1:]
+        assert (sizes < mask.sum().item()).all()  # every distractor is smaller than the deciding object
+
+
+def test_distractors_keep_apart_from_the_object_and_each_other():
+    generator = torch.Generator().manual_seed(0)
+    object_boxes = torch.tensor([[16.0, 16.0, 8.0], [10.0, 10.0, 6.0], [22.0, 12.0, 9.0]]).repeat(50, 1)
+    object_masks = _dilate(torch.zeros(len(object_boxes), 32, 32, dtype=torch.bool), 0)
+    for index, (x, y, r) in enumerate(object_boxes.tolist()):
+        object_masks[index, round(y - r):round(y + r), round(x - r):round(x + r)] = True  # the whole box
+    masks, colours = _distractors(generator, object_boxes, 32, 4, torch.arange(4))
+    assert masks.shape == (150, 4, 32, 32) and colours.shape == (150, 4, 3)
+    assert masks.flatten(2).any(2).sum(1).float().mean() > 1.5  # beside the two off-centre objects, most fit
+    grown = _dilate(masks.flatten(0, 1), 1).view_as(masks)
+    assert not (grown & object_masks[:, None]).any()
+    for first in range(4):
+        for second in range(first + 1, 4):
+            assert not (grown[:, first] & masks[:, second]).any()
+
+
+def test_distractors_carry_no_class_signal():
+    _, labels, masks, distractors = make_synthetic(1200, 32, "clutter", 4, seed=5, return_distractors=True)
+    share = distractors.flatten(1).float().mean(1)
+    per_class = torch.stack([share[labels == c].mean() for c in range(4)])
+    assert (per_class / share.mean() - 1).abs().max() < 0.1
+    # Distractors are drawn after the deciding objects: they leave labels and masks as they were.
+    _, labels_alone, masks_alone = make_synthetic(1200, 32, "clutter", 4, seed=5, distractors=0)
+    assert torch.equal(labels, labels_alone) and torch.equal(masks, masks_alone)
+
+
+@pytest.mark.parametrize("variant, num_classes", [("shape", 4), ("colour", MAX_COLOUR_CLASSES)])
+def test_distractors_can_be_added_to_any_variant(variant, num_classes):
+    plain = make_synthetic(30, 32, variant, num_classes, seed=2)
+    cluttered = make_synthetic(30, 32, variant, num_classes, seed=2, distractors=2, return_distractors=True)
+    assert torch.equal(plain[1], cluttered[1]) and torch.equal(plain[2], cluttered[2])
+    assert not torch.equal(plain[0], cluttered[0]) and cluttered[3].any()
+    assert not (_dilate(cluttered[2], 1) & cluttered[3]).any()
+
+
+def test_faint_objects_keep_the_requested_share_of_their_contrast():
+    n, size = 4000, 8
+    masks = torch.zeros(n, 1, size, size, dtype=torch.bool)
+    masks[:, :, 2:6, 2:6] = True
+    background = torch.zeros(n, 3, size, size)
+    painted = _paint(torch.Generator().manual_seed(0), background, masks, torch.ones(n, 1, 3), faint=True)
+    kept = painted[:, 0, 3, 3]
+    faint = kept < 1
+    assert faint.float().mean() == pytest.approx(FAINT_SHARE, abs=0.03)
+    assert kept[faint].min() >= FAINT_CONTRAST[0] and kept[faint].max() <= FAINT_CONTRAST[1]
+    assert (painted[:, :, masks[0, 0]] == kept[:, None, None]).all()  # still one flat colour
+    assert (painted[:, :, ~masks[0, 0]] == 0).all()
+    plain = _paint(torch.Generator().manual_seed(0), background, masks, torch.ones(n, 1, 3), faint=False)
+    assert (plain[:, :, masks[0, 0]] == 1).all()
+
+
+@pytest.mark.parametrize("share", [0.1, 0.25, 1.0])
+def test_label_noise_flips_exactly_the_requested_share(share):
+    n, num_classes = 400, 4
+    clean = make_synthetic(n, 24, "clutter", num_classes, seed=9, label_noise=0.0)
+    noisy = make_synthetic(n, 24, "clutter", num_classes, seed=9, label_noise=share)
+    again = make_synthetic(n, 24, "clutter", num_classes, seed=9, label_noise=share)
+    other = make_synthetic(n, 24, "clutter", num_classes, seed=10, label_noise=share)
+    flipped = noisy[1] != clean[1]
+    assert flipped.sum() == round(share * n)  # every chosen label moves to another class
+    assert noisy[1].min() >= 0 and noisy[1].max() < num_classes
+    assert torch.equal(noisy[0], clean[0]) and torch.equal(noisy[2], clean[2])  # images and masks unchanged
+    assert torch.equal(noisy[1], again[1])
+    other_clean = make_synthetic(n, 24, "clutter", num_classes, seed=10, label_noise=0.0)
+    assert not torch.equal((noisy[1] - clean[1]) % num_classes, (other[1] - other_clean[1]) % num_classes)
+    # The flips hit every class and land on every other class.
+    assert set(clean[1][flipped].tolist()) == set(range(num_classes))
+    assert set(noisy[1][flipped].tolist()) == set(range(num_classes))
+
+
+def test_loader_flips_training_and_validation_labels_only():
+    sizes = dict(input_size=24, n_train=200, n_val=40, n_test=40, variant="clutter", seed=1)
+    clean, noisy = synthetic(**sizes), synthetic(**sizes, label_noise=0.2)
+    assert (noisy.train.labels != clean.train.labels).sum() == 40
+    assert (noisy.val.labels != clean.val.labels).sum() == 8
+    assert torch.equal(noisy.test.labels, clean.test.labels)
+    assert torch.equal(noisy.train.images, clean.train.images)
+    assert noisy.manifest["label"].tolist() == torch.cat(
+        [noisy.train.labels, noisy.val.labels, noisy.test.labels]).tolist()
+    for split in (clean.train, clean.val, clean.test):
+        assert split.distractors.shape == split.masks.shape and not (split.distractors & split.masks).any()
