@@ -11,6 +11,9 @@ Score directions, also stored as the function attribute ``higher_is_better``:
   higher is better when removing the most relevant cells first (the default), lower is better with
   ``order="lerf"`` (:data:`HIGHER_IS_BETTER`); :func:`aopc_methods` scores many maps with the same
   draws. :func:`area_between_curves` (MoRF minus LeRF AOPC, Tomsett et al. 2020): higher is better.
+  The perturbed scores come from full forward passes or, when estimated faster, from incremental
+  inference that recomputes only the windows one removed cell reaches (``incremental``;
+  :mod:`~camfaith.metrics.incremental`, :func:`incremental_plan` says which path and why).
 - :func:`max_sensitivity` (Yeh et al. 2019, eq. 8 of Lamprou 2023;
   :mod:`~camfaith.metrics.max_sensitivity`): lower is better.
 - :func:`haas` (Lee et al. 2022, eq. 9-10 of Lamprou 2023; :mod:`~camfaith.metrics.haas`): higher
@@ -37,12 +40,22 @@ from camfaith.metrics.aopc import (
 )
 from camfaith.metrics.cells import ZeroShares, cell_partition, pool_regions, zero_shares
 from camfaith.metrics.haas import ATTRIBUTION_SCALINGS, HAASResult, ha_attribution, ha_images, haas, haas_ratio
+from camfaith.metrics.incremental import (
+    AUTO_DEVICES,
+    AUTO_MIN_SPEEDUP,
+    IncrementalFallbackWarning,
+    IncrementalPlan,
+    incremental_logits,
+    incremental_plan,
+)
 from camfaith.metrics.localisation import energy_pointing_game, relevance_mass, relevance_rank
 from camfaith.metrics.max_sensitivity import MaxSensitivityResult, max_sensitivity
 from camfaith.metrics.road import ROAD_NOISE, road_impute
 
 __all__ = [
     "ATTRIBUTION_SCALINGS",
+    "AUTO_DEVICES",
+    "AUTO_MIN_SPEEDUP",
     "HIGHER_IS_BETTER",
     "ORDERS",
     "PERTURBATIONS",
@@ -50,6 +63,8 @@ __all__ = [
     "TIE_BREAKS",
     "AOPCResult",
     "HAASResult",
+    "IncrementalFallbackWarning",
+    "IncrementalPlan",
     "MaxSensitivityResult",
     "ZeroShares",
     "aopc",
@@ -61,6 +76,8 @@ __all__ = [
     "ha_images",
     "haas",
     "haas_ratio",
+    "incremental_logits",
+    "incremental_plan",
     "max_sensitivity",
     "pool_regions",
     "relevance_mass",

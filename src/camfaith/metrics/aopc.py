@@ -36,6 +36,14 @@ Variants (the defaults give the metric above):
 
 :func:`aopc_methods` scores many maps (the CAMs and the controls of :mod:`camfaith.controls`) on
 the same images with one clean forward pass and the same draws, so that their scores are paired.
+
+Two paths compute the same ``f(x_k)`` (``incremental``): full forward passes of the ``N * L``
+perturbed images (``False``), or incremental inference (``True``; :mod:`camfaith.metrics.incremental`),
+which keeps the activations of ``x_{k-1}`` and recomputes only the windows that the one changed cell
+reaches; ``True`` raises a ``ValueError`` for a model or perturbation it cannot handle. By default
+(``"auto"``) the one estimated faster is taken (:func:`~camfaith.metrics.incremental.incremental_plan`),
+and full passes, with one warning, where the incremental path is impossible. The results agree up
+to float rounding, and the draws are the same on both.
 """
 
 from __future__ import annotations
@@ -60,6 +68,7 @@ from camfaith.metrics.checks import (
     resize_maps,
     softmax_probabilities,
 )
+from camfaith.metrics.incremental import incremental_logits, schedule_for
 from camfaith.metrics.road import road_impute, road_noise
 from camfaith.parameters import check_choice, check_positive_integers
 
@@ -119,6 +128,7 @@ class _Prepared(NamedTuple):
     targets: torch.Tensor
     clean_scores: torch.Tensor
     chunk_size: int
+    schedule: object  # the incremental schedule, or None for full forward passes
 
 
 def _removal_fill(images: torch.Tensor, perturbation, generator) -> torch.Tensor:
@@ -212,9 +222,11 @@ def _perturbed_scores(model: nn.Module, prepared: _Prepared, removal_step: torch
 
 
 def _prepare(
-    model, images, maps: dict, regions, perturbation, generator, chunk_size, targets, tie_break, tie_generator
+    model, images, maps: dict, regions, perturbation, generator, chunk_size, targets, tie_break, tie_generator,
+    incremental,
 ):
-    """Check the inputs, draw the fill (then the tie keys) and run the clean forward pass, once for all maps."""
+    """Check the inputs, draw the fill (then the tie keys), run the clean forward pass and choose the
+    path (full or incremental), once for all maps."""
     images = check_images(images)
     device = model_device(model, images.device)
     images = images.to(device)
@@ -235,9 +247,10 @@ def _prepare(
     if tie_break == "random":
         keys_from = tie_generator if tie_generator is not None else generator
         tie_keys = draw_uniform((n_images, regions * regions), keys_from, device, torch.float32)
+    schedule = schedule_for(model, images, regions, perturbation, incremental, min(n_images, chunk_size))
     clean_scores, targets = _clean_scores(model, images, targets, chunk_size)
     road = isinstance(perturbation, str) and perturbation == "road"
-    return _Prepared(images, cells, regions, fill, road, tie_keys, targets, clean_scores, chunk_size), checked
+    return _Prepared(images, cells, regions, fill, road, tie_keys, targets, clean_scores, chunk_size, schedule), checked
 
 
 def _score(model: nn.Module, prepared: _Prepared, maps: torch.Tensor, order: str) -> AOPCResult:
@@ -245,7 +258,13 @@ def _score(model: nn.Module, prepared: _Prepared, maps: torch.Tensor, order: str
     n_cells = prepared.regions * prepared.regions
     heat = pool_regions(resize_maps(maps, tuple(prepared.cells.shape)), prepared.regions).flatten(1)
     removal_order = _removal_order(heat, order, prepared.tie_keys)
-    perturbed = _perturbed_scores(model, prepared, _removal_steps(removal_order, prepared.cells))
+    if prepared.schedule is None:
+        perturbed = _perturbed_scores(model, prepared, _removal_steps(removal_order, prepared.cells))
+    else:
+        logits = incremental_logits(model, prepared.images, prepared.fill, removal_order, prepared.regions,
+                                    prepared.chunk_size, prepared.schedule)
+        probabilities = softmax_probabilities(logits.flatten(0, 1)).view(*logits.shape)
+        perturbed = probabilities.gather(2, prepared.targets.view(-1, 1, 1).expand(-1, n_cells, 1)).squeeze(2)
     curves = torch.cat([prepared.clean_scores[:, None], perturbed], dim=1)
     scores = (curves[:, :1] - curves[:, 1:]).sum(dim=1) / (n_cells + 1)
     return AOPCResult(scores=scores, curves=curves, order=removal_order, targets=prepared.targets)
@@ -263,6 +282,7 @@ def aopc(
     order: str = "morf",
     tie_break: str = "stable",
     tie_generator: torch.Generator | None = None,
+    incremental: bool | str = "auto",
 ) -> AOPCResult:
     """Per-image AOPC (Samek et al. 2017; section 2.2.1, eq. 6-7 of Lamprou 2023).
 
@@ -295,6 +315,8 @@ def aopc(
         Equal cells by lower index, or in a random order drawn from ``tie_generator``.
     tie_generator : torch.Generator, optional
         Source of the random tie order; by default ``generator``, drawn after the noise.
+    incremental : bool or "auto"
+        Full passes (False), incremental inference (True), or the one estimated faster: module docstring.
 
     Returns
     -------
@@ -305,7 +327,7 @@ def aopc(
     with evaluating(model), torch.no_grad():
         prepared, checked = _prepare(
             model, images, {"maps": maps}, regions, perturbation, generator, chunk_size, targets, tie_break,
-            tie_generator,
+            tie_generator, incremental,
         )
         return _score(model, prepared, checked["maps"], order)
 
@@ -324,6 +346,7 @@ def aopc_methods(
     targets: torch.Tensor | None = None,
     orders: tuple[str, ...] = ("morf",),
     tie_break: str = "stable",
+    incremental: bool | str = "auto",
 ) -> dict[tuple[str, str], AOPCResult]:
     """:func:`aopc` of several maps of the same images, paired: one clean pass, the same draws.
 
@@ -331,6 +354,7 @@ def aopc_methods(
     and shared by every map and order, so the result for ``(name, order)`` equals
     ``aopc(model, images, maps[name], regions, perturbation, torch.Generator().manual_seed(seed),
     chunk_size, targets, order, tie_break)`` exactly, and differences between maps are not noise.
+    ``incremental`` chooses the path as in :func:`aopc`.
 
     Returns
     -------
@@ -346,7 +370,7 @@ def aopc_methods(
     generator = torch.Generator().manual_seed(seed)
     with evaluating(model), torch.no_grad():
         prepared, checked = _prepare(
-            model, images, maps, regions, perturbation, generator, chunk_size, targets, tie_break, None
+            model, images, maps, regions, perturbation, generator, chunk_size, targets, tie_break, None, incremental
         )
         return {(name, order): _score(model, prepared, values, order) for name, values in checked.items()
                 for order in orders}
