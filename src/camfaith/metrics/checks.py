@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from camfaith.device import inference_precision
+
 __all__ = [
     "RANGE_TOLERANCE",
     "check_generator",
@@ -121,12 +123,18 @@ def chunk_bounds(total: int, chunk_size: int) -> Iterator[tuple[int, int]]:
 
 
 def model_logits(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    """The model's class scores for ``batch``, checked to have shape ``(N, classes)``."""
-    logits = model(batch)
+    """The model's class scores for ``batch``, checked to have shape ``(N, classes)``.
+
+    The pass runs in the precision chosen for the model (:func:`camfaith.device.set_precision`; by
+    default float32, untouched); bfloat16 scores are returned in float32, so that the metrics'
+    probabilities, sums and argmaxes are computed as they are in float32.
+    """
+    with inference_precision(model):
+        logits = model(batch)
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != batch.shape[0]:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise ValueError(f"the model must return class scores of shape (N, classes), got {shape}")
-    return logits
+    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
 
 
 def softmax_probabilities(logits: torch.Tensor) -> torch.Tensor:

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from camfaith.parameters import check_positive_integers, parse_list
+from camfaith.device import PRECISIONS
+from camfaith.parameters import check_choice, check_positive_integers, parse_list
 
 _INT_FIELDS = {"scheduler_step", "batch_size", "epochs", "patience", "num_workers", "seed"}
-_NON_OPTIONAL = {"lr", "batch_size", "epochs", "normal_classes", "num_workers", "seed"}
+_NON_OPTIONAL = {"lr", "batch_size", "epochs", "normal_classes", "num_workers", "seed", "precision", "channels_last"}
+_SPEED_DEFAULTS = {"precision": "float32", "channels_last": False}  # recorded only when they differ
 
 
 @dataclass
@@ -37,6 +39,9 @@ class TrainConfig:
         Lamprou 2023: Covid-19's ``Normal``); a comma-separated string also works.
     num_workers : DataLoader worker processes.
     seed : seeds the shuffling, augmentation and dropout of every epoch.
+    precision, channels_last : how the forward passes run on a GPU: ``"bfloat16"`` autocast and the
+        channels_last memory format, or the defaults ``"float32"`` and contiguous; see
+        :func:`camfaith.device.set_precision` (bfloat16 needs CUDA). The losses are computed in float32.
     """
 
     lr: float = 1e-4
@@ -50,6 +55,8 @@ class TrainConfig:
     normal_classes: tuple[str, ...] = ()
     num_workers: int = 0
     seed: int = 0
+    precision: str = "float32"
+    channels_last: bool = False
 
     def __post_init__(self):
         if isinstance(self.normal_classes, str):
@@ -77,12 +84,20 @@ class TrainConfig:
             raise ValueError(f"num_workers must be a non-negative integer, got {self.num_workers!r}")
         if not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        check_choice("precision", self.precision, PRECISIONS)
+        if not isinstance(self.channels_last, bool):
+            raise ValueError(f"channels_last must be true or false, got {self.channels_last!r}")
 
     def to_dict(self) -> dict:
-        """The settings as JSON-ready values (``normal_classes`` as a list)."""
+        """The settings as JSON-ready values (``normal_classes`` as a list).
+
+        ``precision`` and ``channels_last`` appear only when they differ from the defaults, so the
+        setup of a float32, contiguous run (``config.json``, the resume check) does not name them.
+        """
         values = dataclasses.asdict(self)
         values["normal_classes"] = list(self.normal_classes)
-        return values
+        return {key: value for key, value in values.items()
+                if key not in _SPEED_DEFAULTS or value != _SPEED_DEFAULTS[key]}
 
     @classmethod
     def from_dict(cls, values: Mapping, ignore: Iterable[str] = ()) -> TrainConfig:
