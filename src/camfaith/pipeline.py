@@ -15,6 +15,7 @@ that each executed chapter has its own title.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import string
@@ -110,7 +111,12 @@ def _parameter(text: str) -> tuple[str, object]:
     name, sep, value = text.partition("=")
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"parameters are name=value, got {text!r}")
-    return name, yaml.safe_load(value) if value else ""
+    if not value:
+        return name, ""
+    try:  # the Snakefile writes JSON; YAML alone would read 1e-05 as a string
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, yaml.safe_load(value)
 
 
 def main(argv=None) -> None:
