@@ -19,7 +19,17 @@
 # cells first, so **higher is better**. We compare Grad-CAM and HiResCAM on the same test images, for
 # each heatmap size, image by image.
 
-# %% tags=["parameters", "remove-cell"]
+# %% [markdown]
+# ```{glue:figure} aopc_curves_fig
+# Mean MoRF curves of every map at each heatmap size: the probability of the predicted class as cells
+# are removed from the most to the least relevant, with a band of one standard error. The faster a
+# curve falls, the higher the map's AOPC.
+# ```
+#
+# The parameters, with their defaults; the values the pipeline set for this chapter follow in the cell
+# that papermill injects.
+
+# %% tags=["parameters"]
 run_dir = "results/scratch/synthetic_vgg11"  # a run folder written by the training chapter
 device = "auto"  # auto, cpu or cuda
 n_images = 32  # test images explained
@@ -27,8 +37,10 @@ regions = "4,8"  # heatmap sizes (cells per side); the original study used 4,8,1
 perturbation = "uniform"  # uniform noise in [-1, 1], image_range, or a constant such as 0.0
 chunk_size = 64  # perturbed images per forward pass (bounds the memory)
 noise_seeds = 1  # repeats of the removal noise with seeds run seed, run seed + 1, ...
+precision = "float32"  # float32, or bfloat16 (CUDA autocast) for the scoring passes; the CAMs stay float32
+channels_last = False  # the channels_last memory format (faster convolutions on a GPU)
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
@@ -39,7 +51,7 @@ from camfaith.controls import control_maps
 from camfaith.device import model_device
 from camfaith.endpoints import discriminates, discrimination
 from camfaith.parameters import check_positive_integers, parse_list
-from camfaith.plots import METHOD_LABELS, method_table, metric_by_setting, morf_curves
+from camfaith.plots import METHOD_LABELS, format_table, method_table, metric_by_setting, morf_panels
 from camfaith.runs import Run
 from camfaith.scoring import aopc_scores, morf_minus_lerf, tie_table
 
@@ -48,7 +60,7 @@ region_list = parse_list(regions, int)
 if isinstance(perturbation, str) and perturbation not in ("uniform", "image_range", "road"):
     perturbation = float(perturbation)
 run = Run.open(run_dir)
-model, target_layer = run.trained_model(device)
+model, target_layer = run.trained_model(device, precision, bool(channels_last))
 images, labels, ids = run.test_images(run.load_splits(), n_images, model_device(model))
 explained = explain(model, target_layer, images)
 targets = explained["targets"]
@@ -60,14 +72,13 @@ maps = {m: explained[m] for m in METHODS} | control_maps(images, explained["hire
 # carry no knowledge of the model's decision (a uniform random map, a centred Gaussian, the Sobel
 # edges of the image) or the wrong one (1 - HiResCAM, the least relevant cells first).
 
-# %%
+# %% tags=["hide-input"]
 per_image, curves = aopc_scores(model, images, ids, maps, region_list, targets, run.seed, perturbation,
                                 chunk_size=chunk_size, noise_seeds=noise_seeds)
 run.save_scores("aopc", per_image.drop(columns="order"))
 stability = run.noise_stability(per_image, "aopc")  # None with one noise seed
 means = per_image.groupby(["regions", "method"])["aopc"].mean().unstack()[list(maps)]
-glue("aopc_means", means.rename(columns=METHOD_LABELS).round(4), display=False)
-means.rename(columns=METHOD_LABELS).round(4)
+glue("aopc_means", format_table(means.rename(columns=METHOD_LABELS)))
 
 # %% [markdown]
 # ## Can AOPC tell an informative map from an uninformative one here?
@@ -75,12 +86,11 @@ means.rename(columns=METHOD_LABELS).round(4)
 # Per image AOPC is averaged over the heatmap sizes. AOPC *discriminates* on this run when both CAMs
 # beat the random map and the inverted map with paired 95% intervals that exclude zero.
 
-# %%
+# %% tags=["hide-input"]
 controls = discrimination(run.comparer(per_image, "aopc"))
 glue("aopc_discriminates", discriminates(controls), display=False)
 print(f"AOPC discriminates on this run: {discriminates(controls)}")
-glue("aopc_controls", controls.replace(METHOD_LABELS).round(4), display=False)
-controls.replace(METHOD_LABELS).round(4)
+glue("aopc_controls", format_table(controls.replace(METHOD_LABELS)))
 
 # %% [markdown]
 # ## HiResCAM against Grad-CAM
@@ -89,27 +99,29 @@ controls.replace(METHOD_LABELS).round(4)
 # Wilcoxon signed-rank p-value, per heatmap size. Below, the mean MoRF curves of every map (Figure 14
 # of the original study shows the CAMs' 8x8 ones).
 
-# %%
+# %% tags=["hide-input"]
 table = method_table(run.compare_methods(per_image, "aopc", ["regions"], higher_is_better=True))
-glue("aopc_table", table.round(4), display=False)
-table.round(4)
+glue("aopc_table", format_table(table))
 
-# %%
+# %% tags=["hide-input"]
 if stability is not None:  # the same comparison (averaged over the sizes) for each noise seed
-    glue("aopc_noise_stability", stability.round(4))
+    glue("aopc_noise_stability", format_table(stability))
 
-# %%
-for size in region_list:
-    fig = morf_curves({m: curves[(size, m, "morf")] for m in maps}, size)
-    glue(f"aopc_curves_{size}", fig)
-    plt.close(fig)
+# %% tags=["hide-input"]
+fig = morf_panels({size: {m: curves[(size, m, "morf")] for m in maps} for size in region_list})
+glue("aopc_curves_fig", fig, display=False)
+plt.close(fig)
 
-# %%
+# %% tags=["hide-input"]
 fig = metric_by_setting(means.stack().rename("aopc").reset_index(), "regions", "aopc", "mean AOPC")
-glue("aopc_by_size_fig", fig)
+glue("aopc_by_size_fig", fig, display=False)
 plt.close(fig)
 
 # %% [markdown]
+# ```{glue:figure} aopc_by_size_fig
+# Mean AOPC of every map at each heatmap size (higher is better).
+# ```
+#
 # ## Does the verdict depend on how cells are removed, and in which order?
 #
 # At the smallest heatmap size, the two CAMs again, with three removals (uniform noise, the constant
@@ -117,7 +129,7 @@ plt.close(fig)
 # orders: MoRF (higher is better), LeRF (least relevant first; lower is better) and the area between
 # the two curves, MoRF - LeRF (higher is better).
 
-# %%
+# %% tags=["hide-input"]
 cams_only = {m: maps[m] for m in METHODS}
 removal = []
 for fill in ("uniform", 0.0, "road"):
@@ -131,8 +143,7 @@ verdicts = pd.concat([
     for order, group in removal.groupby("order")], ignore_index=True)
 verdicts = method_table(verdicts)[["removal", "order", "Grad-CAM", "HiResCAM", "mean_difference", "low", "high",
                                    "better"]]
-glue("aopc_removal_table", verdicts.round(4), display=False)
-verdicts.round(4)
+glue("aopc_removal_table", format_table(verdicts))
 
 # %% [markdown]
 # ## Ties
@@ -141,16 +152,61 @@ verdicts.round(4)
 # own: the stable sort removes them from the top left. The share of all-zero maps and of tied cells,
 # then the verdict at the smallest size when ties are broken at random (seeded) instead.
 
-# %%
+# %% tags=["hide-input"]
 ties = tie_table(maps, region_list[0]).replace(METHOD_LABELS)
-glue("aopc_ties", ties.round(4), display=False)
-ties.round(4)
+glue("aopc_ties", format_table(ties))
 
-# %%
+# %% tags=["hide-input"]
 shuffled, _ = aopc_scores(model, images, ids, cams_only, region_list[:1], targets, run.seed, perturbation,
                           tie_break="random", chunk_size=chunk_size)
 tie_verdicts = pd.concat([
     method_table(run.compare_methods(frame, "aopc", ["regions"], higher_is_better=True)).assign(ties=name)
     for name, frame in (("stable", per_image[per_image["regions"] == region_list[0]]), ("random", shuffled))])
-glue("aopc_tie_verdicts", tie_verdicts.round(4), display=False)
-tie_verdicts.round(4)
+glue("aopc_tie_verdicts", format_table(tie_verdicts))
+
+# %% [markdown]
+# ## Exercise: the inverted map
+#
+# {ref}`ex-aopc-inverted` asks where 1 - HiResCAM lands under MoRF AOPC, and how its MoRF AOPC relates to the
+# LeRF AOPC of HiResCAM. Write down your prediction first. Then compute the per-image LeRF AOPC of HiResCAM at
+# the smallest heatmap size, with this chapter's removal and its first noise seed (`run.seed`), as a Series
+# `lerf_hirescam` indexed by image id.
+
+# %% [markdown]
+# ```{solution-start} ex-aopc-inverted
+# :class: dropdown
+# ```
+
+# %%
+size = region_list[0]
+### BEGIN SOLUTION
+lerf, _ = aopc_scores(model, images, ids, {"hirescam": maps["hirescam"]}, [size], targets, run.seed, perturbation,
+                      orders=("lerf",), chunk_size=chunk_size)
+lerf_hirescam = lerf.set_index("id")["aopc"]
+### END SOLUTION
+first_draw = per_image[(per_image["regions"] == size) & (per_image["noise_seed"] == run.seed)]
+morf = first_draw.pivot(index="id", columns="method", values="aopc")[list(maps)]
+print(f"Mean MoRF AOPC with {size} x {size} cells, highest first:")
+print(morf.mean().rename(index=METHOD_LABELS).rename_axis(None).sort_values(ascending=False).round(4).to_string())
+gap = (morf["inverted"] - lerf_hirescam.reindex(morf.index)).abs()
+print(f"|MoRF AOPC of 1 - HiResCAM - LeRF AOPC of HiResCAM| per image: median {gap.median():.1e}, "
+      f"largest {gap.max():.1e}")
+
+# %% [markdown]
+# 1. The inverted map ranks the least relevant cells first, so where HiResCAM ranks the cells well the
+#    probability falls late and 1 - HiResCAM scores lowest of all maps, below the random map. Where it does
+#    not, HiResCAM's ranking carries little on this run; the discrimination table above says whether AOPC can
+#    tell the maps apart at all.
+# 2. Pooling is linear, so the cell means of 1 - HiResCAM are 1 minus those of HiResCAM. Sorting them in
+#    decreasing order sorts HiResCAM's in increasing order, and both sorts keep tied cells in index order. With
+#    the same noise the two removal sequences are the same: per image, the MoRF AOPC of the inverted map is the
+#    LeRF AOPC of HiResCAM, up to the float rounding of cells whose means differ by less than it.
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %% tags=["autograder", "remove-cell"]
+assert lerf_hirescam.index.is_unique and set(lerf_hirescam.index) == set(morf.index), "one LeRF AOPC per image"
+assert (morf["inverted"] - lerf_hirescam.reindex(morf.index)).abs().median() < 1e-6, \
+    "the MoRF AOPC of 1 - HiResCAM is the LeRF AOPC of HiResCAM"

@@ -18,7 +18,16 @@
 # r in every pixel (eq. 8 of Lamprou 2023). A robust map changes little, so **lower is better**. Both
 # maps are compared after the same post-processing (ReLU, min-max, resize), as in the original study.
 
-# %% tags=["parameters", "remove-cell"]
+# %% [markdown]
+# ```{glue:figure} sens_by_radius_fig
+# Mean Max-Sensitivity (eq. 8) of every map at each radius, with a normal 95% interval (lower is
+# better).
+# ```
+#
+# The parameters, with their defaults; the values the pipeline set for this chapter follow in the cell
+# that papermill injects.
+
+# %% tags=["parameters"]
 run_dir = "results/scratch/synthetic_vgg11"  # a run folder written by the training chapter
 device = "auto"  # auto, cpu or cuda
 n_images = 32  # test images explained
@@ -27,8 +36,9 @@ samples = "5,5,5"  # Monte-Carlo samples per radius; Table 6: 20,20,30,30,40,40
 normalize = False  # divide by the norm of the clean map (Yeh et al.)
 chunk_size = 32  # perturbed images explained per pass
 noise_seeds = 1  # repeats of the Monte-Carlo noise with seeds run seed, run seed + 1, ...
+channels_last = False  # the channels_last memory format for the CAM passes (GPU); they stay float32
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import torch
 from myst_nb import glue
@@ -38,7 +48,7 @@ from camfaith.controls import control_explainers
 from camfaith.device import model_device
 from camfaith.endpoints import SECONDARY, discriminates, discrimination
 from camfaith.parameters import check_positive_integers, parse_list
-from camfaith.plots import METHOD_LABELS, method_table, metric_by_setting
+from camfaith.plots import METHOD_LABELS, format_table, method_table, metric_by_setting
 from camfaith.runs import Run
 from camfaith.scoring import sensitivity_scores
 
@@ -49,7 +59,7 @@ if len(radius_list) != len(sample_list):
 if min(radius_list) <= 0 or min(sample_list) < 1:
     raise ValueError("radii must be positive and samples at least 1")
 run = Run.open(run_dir)
-model, target_layer = run.trained_model(device)
+model, target_layer = run.trained_model(device, channels_last=bool(channels_last))
 images, labels, ids = run.test_images(run.load_splits(), n_images, model_device(model))
 explainers = {method: explainer(model, target_layer, method) for method in METHODS}
 explainers |= control_explainers(explainers["hirescam"], torch.Generator().manual_seed(run.seed))
@@ -63,13 +73,12 @@ with torch.no_grad():
 # 1 - HiResCAM. Each is scored as eq. 8 defines it and normalised by the norm of the clean map (Yeh et
 # al. 2019).
 
-# %%
+# %% tags=["hide-input"]
 per_image = sensitivity_scores(explainers, images, ids, targets, radius_list, sample_list, run.seed, chunk_size,
                                noise_seeds)
 run.save_scores("max_sensitivity", per_image)
 means = per_image.groupby(["normalized", "radius", "method"])["max_sensitivity"].mean().unstack()[list(explainers)]
-glue("sens_means", means.rename(columns=METHOD_LABELS).round(4), display=False)
-means.rename(columns=METHOD_LABELS).round(4)
+glue("sens_means", format_table(means.rename(columns=METHOD_LABELS)))
 
 # %% [markdown]
 # ## Can Max-Sensitivity tell an informative map from an uninformative one here?
@@ -78,12 +87,11 @@ means.rename(columns=METHOD_LABELS).round(4)
 # best possible value, and 1 - HiResCAM scores exactly what HiResCAM scores, because the distance
 # between two maps does not change when both are inverted: robustness is not informativeness.
 
-# %%
+# %% tags=["hide-input"]
 controls = discrimination(run.comparer(per_image, "max_sensitivity"))
 glue("sens_discriminates", discriminates(controls), display=False)
 print(f"Max-Sensitivity discriminates on this run: {discriminates(controls)}")
-glue("sens_controls", controls.replace(METHOD_LABELS).round(4), display=False)
-controls.replace(METHOD_LABELS).round(4)
+glue("sens_controls", format_table(controls.replace(METHOD_LABELS)))
 
 # %% [markdown]
 # ## HiResCAM against Grad-CAM
@@ -92,28 +100,66 @@ controls.replace(METHOD_LABELS).round(4)
 # interval and the Wilcoxon p-value, per radius, for eq. 8 and its normalised form. The figure plays
 # the role of Figure 15 of the original study.
 
-# %%
+# %% tags=["hide-input"]
 cams_only = per_image[per_image["method"].isin(METHODS)]
 table = method_table(run.compare_methods(cams_only, "max_sensitivity", ["normalized", "radius", "samples"],
                                          higher_is_better=False))
-glue("sens_table", table.round(4), display=False)
+glue("sens_table", format_table(table), display=False)
 secondary = run.comparer(per_image, "max_sensitivity", SECONDARY["max_sensitivity"])(*METHODS)
 primary = run.comparer(per_image, "max_sensitivity")(*METHODS)
 agree = primary["better"] == secondary["better"]
 glue("sens_forms_agree", "yes" if agree else "no", display=False)
 print("Averaged over the radii, eq. 8 and its normalised form " + ("agree." if agree else "disagree."))
-table.round(4)
+format_table(table)
 
-# %%
+# %% tags=["hide-input"]
 stability = run.noise_stability(per_image, "max_sensitivity")
 if stability is not None:  # the primary comparison for each noise seed
-    glue("sens_noise_stability", stability.round(4))
+    glue("sens_noise_stability", format_table(stability))
 
-# %%
+# %% tags=["hide-input"]
 summary = (per_image[~per_image["normalized"]].groupby(["method", "radius"])["max_sensitivity"]
            .agg(["mean", "sem"]).reset_index())
 summary["low"], summary["high"] = summary["mean"] - 1.96 * summary["sem"], summary["mean"] + 1.96 * summary["sem"]
 fig = metric_by_setting(summary.rename(columns={"mean": "max_sensitivity"}), "radius", "max_sensitivity",
                         "mean Max-Sensitivity (eq. 8)")
-glue("sens_by_radius_fig", fig)
+glue("sens_by_radius_fig", fig, display=False)
 plt.close(fig)
+
+# %% [markdown]
+# ## Exercise: the inverted map
+#
+# {ref}`ex-sens-inverted` asks what 1 - HiResCAM scores compared with HiResCAM, as eq. 8 defines the metric and
+# in its normalised form. Write down your prediction first. Then compute `sens_gap`: the largest absolute
+# difference between the eq. 8 scores of the two maps, over all images, radii and noise seeds.
+
+# %% [markdown]
+# ```{solution-start} ex-sens-inverted
+# :class: dropdown
+# ```
+
+# %%
+eq8 = per_image[~per_image["normalized"]]
+### BEGIN SOLUTION
+by_map = eq8.pivot_table(index=["id", "radius", "noise_seed"], columns="method", values="max_sensitivity")
+sens_gap = float((by_map["inverted"] - by_map["hirescam"]).abs().max())
+### END SOLUTION
+print(f"Largest difference under eq. 8: {sens_gap:.1e}, for scores up to {eq8['max_sensitivity'].max():.3g}")
+normalised = per_image[per_image["normalized"]].groupby("method")["max_sensitivity"].mean()
+print(f"Mean normalised score: HiResCAM {normalised['hirescam']:.4f}, 1 - HiResCAM {normalised['inverted']:.4f}")
+
+# %% [markdown]
+# Under eq. 8 the two maps score the same, image by image, up to float rounding: both see the same perturbed
+# copies (the generator is seeded afresh for every map), and $\lVert (1 - a) - (1 - b) \rVert = \lVert a - b \rVert$.
+# The normalised form divides by the norm of the clean map, $\lVert a \rVert$ for HiResCAM and $\lVert 1 - a \rVert$
+# for its inverse, so the two scores differ by the factor $\lVert a \rVert / \lVert 1 - a \rVert$: a HiResCAM map
+# that is mostly 0 gets the larger normalised score, its inverse, mostly 1, the smaller. Either way the metric
+# rates how stable a map is, not whether it points at the evidence.
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %% tags=["autograder", "remove-cell"]
+assert sens_gap <= 1e-4 * max(1.0, float(eq8["max_sensitivity"].max())), \
+    "under eq. 8 the inverted map scores what HiResCAM scores"

@@ -22,14 +22,25 @@
 # (`unit`), which can only amplify pixels, never damp them; `signed` divides the raw map by its
 # largest magnitude.
 
-# %% tags=["parameters", "remove-cell"]
+# %% [markdown]
+# ```{glue:figure} haas_examples_fig
+# HA images (eq. 9; Figure 20 of the original study): test images with their true class, then the
+# images each method's map produces under the first scaling.
+# ```
+#
+# The parameters, with their defaults; the values the pipeline set for this chapter follow in the cell
+# that papermill injects.
+
+# %% tags=["parameters"]
 run_dir = "results/scratch/synthetic_vgg11"  # a run folder written by the training chapter
 device = "auto"  # auto, cpu or cuda
 n_images = 32  # test images scored
 scalings = "centered,unit,signed"  # the first is shown in the examples
 n_examples = 4  # HA images shown
+precision = "float32"  # float32, or bfloat16 (CUDA autocast) for the scoring passes; the CAMs stay float32
+channels_last = False  # the channels_last memory format (faster convolutions on a GPU)
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import torch
 from myst_nb import glue
@@ -40,7 +51,7 @@ from camfaith.device import model_device
 from camfaith.endpoints import discriminates, discrimination
 from camfaith.metrics import ATTRIBUTION_SCALINGS, ha_attribution, ha_images
 from camfaith.parameters import check_choice, check_positive_integers, parse_list
-from camfaith.plots import METHOD_LABELS, image_rows
+from camfaith.plots import METHOD_LABELS, format_table, image_rows
 from camfaith.runs import Run
 from camfaith.scoring import haas_scores, haas_table
 
@@ -49,7 +60,7 @@ scaling_list = parse_list(scalings, str)
 for scaling in scaling_list:
     check_choice("scaling", scaling, ATTRIBUTION_SCALINGS)
 run = Run.open(run_dir)
-model, target_layer = run.trained_model(device)
+model, target_layer = run.trained_model(device, precision, bool(channels_last))
 splits = run.load_splits()
 images, labels, ids = run.test_images(splits, n_images, model_device(model))
 
@@ -58,18 +69,18 @@ images, labels, ids = run.test_images(splits, n_images, model_device(model))
 # which come from the same single pass. The controls (random map, centred Gaussian, Sobel edges,
 # 1 - HiResCAM) are scored like the CAMs; they have no raw form, so no signed score.
 
-# %%
+# %% tags=["hide-input"]
 maps = explain(model, target_layer, images, raw=True)
 maps = {key: maps[key] for key in (*METHODS, "raw_gradcam", "raw_hirescam")}
 maps |= control_maps(images, maps["hirescam"], torch.Generator().manual_seed(run.seed))
 per_image = haas_scores(model, images, labels, ids, maps, scaling_list)
 run.save_scores("haas", per_image)
 scores = haas_table(per_image)
-glue("haas_table", scores.rename(columns=METHOD_LABELS).round(4), display=False)
+glue("haas_table", format_table(scores.rename(columns=METHOD_LABELS)), display=False)
 for scaling in scores.index:
     for method in METHODS:
         glue(f"haas_{scaling}_{method}", float(scores.loc[scaling, method]), display=False)
-scores.rename(columns=METHOD_LABELS).round(4)
+format_table(scores.rename(columns=METHOD_LABELS))
 
 # %% [markdown]
 # ## Can HAAS tell an informative map from an uninformative one here?
@@ -78,18 +89,13 @@ scores.rename(columns=METHOD_LABELS).round(4)
 # 95% intervals (images resampled, McNemar's test) that exclude zero. On a network that is right on
 # nearly every image, HAAS can only stay at or fall below 1, and there is little room to discriminate.
 
-# %%
+# %% tags=["hide-input"]
 controls = discrimination(run.comparer(per_image, "haas"))
 glue("haas_discriminates", discriminates(controls), display=False)
 print(f"HAAS discriminates on this run: {discriminates(controls)}")
-glue("haas_controls", controls.replace(METHOD_LABELS).round(4), display=False)
-controls.replace(METHOD_LABELS).round(4)
+glue("haas_controls", format_table(controls.replace(METHOD_LABELS)))
 
-# %% [markdown]
-# Examples of HA images (Figure 20 of the original study): the originals, then the images each
-# method's map produces under the first scaling.
-
-# %%
+# %% tags=["hide-input"]
 shown = slice(0, min(n_examples, len(images)))
 rows = {"original": images[shown]}
 for method in METHODS:
@@ -97,5 +103,43 @@ for method in METHODS:
     attribution = ha_attribution(source[shown], images.shape[-2:], scaling_list[0])
     rows[f"HA, {METHOD_LABELS[method]}"] = ha_images(images[shown], attribution)
 fig = image_rows(rows, titles=[splits.classes[int(y)] for y in labels[shown]])
-glue("haas_examples_fig", fig)
+glue("haas_examples_fig", fig, display=False)
 plt.close(fig)
+
+# %% [markdown]
+# ## Exercise: the largest possible HAAS
+#
+# {ref}`ex-haas-ceiling` asks for the largest HAAS this run can show. Write down your prediction first. Then
+# compute the network's accuracy on the scored (original) images as `accuracy`, and the largest possible HAAS
+# as `ceiling` (infinite when no image is classified correctly).
+
+# %% [markdown]
+# ```{solution-start} ex-haas-ceiling
+# :class: dropdown
+# ```
+
+# %%
+### BEGIN SOLUTION
+originals = per_image.drop_duplicates("id")  # the predictions on the originals are the same for every map
+accuracy = float((originals["prediction"] == originals["label"]).mean())
+ceiling = 1 / accuracy if accuracy > 0 else float("inf")
+### END SOLUTION
+print(f"Accuracy on the {len(images)} scored images: {accuracy:.4f}; HAAS can reach at most {ceiling:.4f}")
+format_table(scores.rename(columns=METHOD_LABELS))
+
+# %% [markdown]
+# HAAS divides the accuracy on the HA images by the accuracy on the originals (eq. 10). The first is at most 1,
+# so HAAS is at most 1 / accuracy. A network that is right on every scored image leaves a ceiling of 1: its maps
+# can keep its accuracy or lose some, never show that they help. There is room above 1 only where the network
+# errs, which is why the default study includes the `clutter` variant of the synthetic data.
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %% tags=["autograder", "remove-cell"]
+right = per_image.groupby("id")[["prediction", "label"]].first()
+assert accuracy == float((right["prediction"] == right["label"]).mean()), "accuracy on the original images"
+achieved = torch.tensor(scores.to_numpy(dtype=float))
+assert bool((achieved[~achieved.isnan()] <= ceiling + 1e-12).all()), "no HAAS exceeds the ceiling"
+assert ceiling == float("inf") if accuracy == 0 else abs(ceiling * accuracy - 1) < 1e-12, "1 / accuracy"

@@ -18,7 +18,20 @@
 # each metric for Grad-CAM and HiResCAM (the counterpart of Table 10 of Lamprou 2023), and for every
 # run a paired verdict: does the image-by-image comparison favour HiResCAM, Grad-CAM, or neither?
 
-# %% tags=["parameters", "remove-cell"]
+# %% [markdown]
+# ```{glue:figure} summary_forest_fig
+# :name: fig-summary-forest
+#
+# Each run's HiResCAM minus Grad-CAM on the primary endpoint of each metric, with its 95% interval; the
+# pooled estimate across runs (random effects); and, as hollow markers, the same difference of two
+# means for each model of Table 10 of the original study (Max-Sensitivity values there come from
+# 224 px maps and are larger in scale; compare signs).
+# ```
+#
+# The parameters, with their defaults; the values the pipeline set for this chapter follow in the cell
+# that papermill injects.
+
+# %% tags=["parameters"]
 results_dir = "results/default"  # the folder of one configuration's runs
 runs = "synthetic_vgg11"  # comma-separated run names, by default dataset_arch
 configuration = "default"  # the configuration's name, shown on the front page
@@ -32,7 +45,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from camfaith.parameters import parse_list
-from camfaith.plots import accuracy_scatter, forest_plot
+from camfaith.plots import accuracy_scatter, forest_plot, format_table
 from camfaith.summary import (
     answer,
     collect,
@@ -52,22 +65,18 @@ summary = collect(results_dir, parse_list(runs, str), n_resamples, seed, primary
 display(Markdown(answer(summary.verdicts)))
 glue("summary_answer", answer(summary.verdicts), display=False)
 fig = forest_plot(forest_table(summary.verdicts))
-glue("summary_forest_fig", fig)
+glue("summary_forest_fig", fig, display=False)
 plt.close(fig)
 
 # %% [markdown]
-# Each run's HiResCAM minus Grad-CAM on the primary endpoint of each metric, with its 95% interval; the
-# pooled estimate across runs (random effects); and, as hollow markers, the same difference of two
-# means for each model of Table 10 of the original study (Max-Sensitivity values there come from
-# 224 px maps and are larger in scale; compare signs).
+# Each run's test scores and the mean of each metric for Grad-CAM and HiResCAM.
 
 # %% tags=["hide-input"]
 glue("summary_configuration", configuration, display=False)
 glue("summary_n_runs", len(summary.runs), display=False)
 for key, value in sanity_extremes(summary.runs).items():  # NaN where no run has a sanity chapter
     glue(f"summary_{key}", value, display=False)
-glue("summary_table", summary.runs.round(3), display=False)
-summary.runs.round(3)
+glue("summary_table", format_table(summary.runs, 3))
 
 # %% [markdown]
 # ## Can each metric tell an informative map from an uninformative one?
@@ -78,11 +87,11 @@ summary.runs.round(3)
 
 # %% tags=["hide-input"]
 discrimination = summary.verdicts.pivot(index="run", columns="metric", values="discriminates")
-glue("summary_discrimination", discrimination, display=False)
+glue("summary_discrimination", format_table(discrimination), display=False)
 for metric, count in discriminating_runs(summary.verdicts).items():
     glue(f"summary_{metric}_discriminating_runs", count, display=False)
-glue("summary_controls", summary.controls.round(4), display=False)
-discrimination
+glue("summary_controls", format_table(summary.controls), display=False)
+format_table(discrimination)
 
 # %% [markdown]
 # ## Paired verdicts
@@ -105,8 +114,7 @@ for metric, row in counts.iterrows():
 glue("summary_n_localised", int(counts.loc["relevance_mass"].sum()), display=False)
 for metric, count in secondary_flips(summary.verdicts).items():
     glue(f"summary_{metric}_secondary_flips", count, display=False)
-glue("summary_verdicts", summary.verdicts.round(4), display=False)
-summary.verdicts.round(4)
+glue("summary_verdicts", format_table(summary.verdicts))
 
 # %% [markdown]
 # Where a run was trained several times with different training seeds (same data, same split), does
@@ -117,7 +125,7 @@ replicates = replicate_agreement(summary.verdicts)
 if replicates is None:
     print("No run of this configuration was trained more than once.")
 else:
-    glue("summary_replicates", replicates)
+    glue("summary_replicates", format_table(replicates))
 
 # %% [markdown]
 # ## Beside the published study
@@ -131,8 +139,7 @@ glue("summary_thesis_n_models", len(reference_table("table10_summary")), display
 for metric, count in published_directions().items():
     glue(f"summary_thesis_{metric}_hirescam", count, display=False)
 both = side_by_side(summary.runs)
-glue("summary_side_by_side", both.round(3), display=False)
-both.round(3)
+glue("summary_side_by_side", format_table(both, 3))
 
 # %% [markdown]
 # Where a data set has several runs (the hyper-parameter loops of Table 8 of the original study), the
@@ -143,7 +150,7 @@ table9 = haas_extremes(summary.runs)
 if table9 is None:
     print("No data set has several runs in this configuration.")
 else:
-    glue("summary_table9", table9.round(3))
+    glue("summary_table9", format_table(table9, 3))
 
 # %% [markdown]
 # ## Accuracy against the metrics (Figures 16-18 of the original study)
@@ -153,5 +160,25 @@ for metric, label in (("mean_aopc_hirescam", "mean AOPC (HiResCAM)"),
                       ("mean_maxsens_hirescam", "mean Max-Sensitivity (HiResCAM)"),
                       ("haas_hirescam", "HAAS (HiResCAM)")):
     fig = accuracy_scatter(both, metric, label)
-    glue(f"summary_{metric}_fig", fig)
+    glue(f"summary_{metric}_fig", fig, display=False)
     plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} summary_mean_aopc_hirescam_fig
+# :name: fig-summary-accuracy-aopc
+#
+# Balanced accuracy against the mean AOPC of HiResCAM, one point per model; the runs of this report and
+# the models of Lamprou (2023) in separate panels.
+# ```
+#
+# ```{glue:figure} summary_mean_maxsens_hirescam_fig
+# :name: fig-summary-accuracy-maxsens
+#
+# Balanced accuracy against the mean Max-Sensitivity of HiResCAM, one point per model.
+# ```
+#
+# ```{glue:figure} summary_haas_hirescam_fig
+# :name: fig-summary-accuracy-haas
+#
+# Balanced accuracy against the HAAS of HiResCAM, one point per model.
+# ```

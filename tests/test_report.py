@@ -18,40 +18,9 @@ from camfaith.pipeline import build_book, run_notebook
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
-TINY = {
-    "name": "tiny",
-    "device": "cpu",
-    "seed": 0,
-    "data_root": "",
-    "benchmark": "benchmarks/results/latest-cpu.json",
-    "faithfulness": {"archs": "resnet18", "input_size": 32, "n_images": 2},
-    "defaults": {
-        "input_size": 32, "small_input": True, "stages": 3, "variant": "intact", "weights": "",
-        "dataset_options": "n_train=96,n_val=48,n_test=48",
-        "train": {"epochs": 1, "batch_size": 32, "lr": 0.001, "weight_decay": 0, "scheduler_step": 0,
-                  "scheduler_gamma": 0.5, "patience": 0, "trainable_layers": "all", "normal_classes": ""},
-        "aopc": {"n_images": 6, "regions": "2", "perturbation": "uniform", "chunk_size": 8, "noise_seeds": 2},
-        "max_sensitivity": {"n_images": 6, "radii": "0.1", "samples": "2", "chunk_size": 8, "noise_seeds": 2},
-        "haas": {"n_images": 16, "scalings": "centered,unit"},
-        "gallery": {"n_images": 2, "n_localisation": 8},
-        "sanity": {"n_images": 4, "n_examples": 2},
-    },
-    "runs": [{"dataset": "synthetic", "arch": "vgg11"}],
-    "summary": {"n_resamples": 200},
-}
-
-
-@pytest.fixture(scope="module")
-def tiny_study(tmp_path_factory):
-    work = tmp_path_factory.mktemp("study")
-    config = work / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY))
-    env = os.environ | {"PATH": f"{BIN}:{os.environ['PATH']}"}
-    command = [str(BIN / "snakemake"), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
-               "--configfile", str(config), "--cores", "2", "--quiet"]
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return work
+# The tiny study (tiny_config, tiny_study), its built book (tiny_book) and a copy of the book's sources
+# (book_copy) are fixtures of conftest.py, shared with test_browser.py: one Snakemake run and one book
+# build per session.
 
 
 @pytest.mark.slow
@@ -90,19 +59,9 @@ def glued(notebook: Path) -> dict:
             for o in c.get("outputs", []) if "scrapbook" in o.get("metadata", {})}
 
 
-@pytest.fixture(scope="module")
-def book_copy(tmp_path_factory):
-    """The book's sources without its generated pages, as a fresh clone has them."""
-    book = tmp_path_factory.mktemp("book")
-    shutil.copytree(ROOT / "book", book / "book", ignore=shutil.ignore_patterns("generated", "_build"))
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(ROOT / name, book / name)
-    return book
-
-
 @pytest.mark.slow
-def test_book_builds_without_warnings_from_the_executed_notebooks(tiny_study, book_copy):
-    html = build_book(tiny_study / "results/tiny/notebooks", book_copy)
+def test_book_builds_without_warnings_from_the_executed_notebooks(tiny_study, tiny_book):
+    html = tiny_book
     theory = (html / "book/theory.html").read_text()
     summary = (html / "book/summary.html").read_text()
     assert glued(tiny_study / "results/tiny/notebooks/summary.ipynb")["summary_n_runs"][
@@ -116,7 +75,8 @@ def test_book_builds_without_warnings_from_the_executed_notebooks(tiny_study, bo
 @pytest.mark.slow
 def test_a_second_configuration_replaces_every_number_of_the_first(tiny_study, book_copy, tmp_path):
     """The same book folder, rebuilt after another configuration (two runs), shows only the second one."""
-    test_book_builds_without_warnings_from_the_executed_notebooks(tiny_study, book_copy)
+    first = build_book(tiny_study / "results/tiny/notebooks", book_copy)
+    test_book_builds_without_warnings_from_the_executed_notebooks(tiny_study, first)
     second = tmp_path / "results/second"
     shutil.copytree(tiny_study / "results/tiny", second)
     shutil.copytree(second / "synthetic_vgg11", second / "synthetic_vgg11_again")
@@ -130,9 +90,10 @@ def test_a_second_configuration_replaces_every_number_of_the_first(tiny_study, b
     assert "Over the 2 runs" in words(html / "book/summary.html")
 
 
-def test_train_seeds_replicate_a_run_with_other_training_seeds(tmp_path):
+def test_train_seeds_replicate_a_run_with_other_training_seeds(tmp_path, tiny_config):
     config = tmp_path / "replicated.yaml"
-    config.write_text(yaml.safe_dump(TINY | {"runs": [{"dataset": "synthetic", "arch": "vgg11", "train_seeds": 3}]}))
+    replicated = tiny_config | {"runs": [{"dataset": "synthetic", "arch": "vgg11", "train_seeds": 3}]}
+    config.write_text(yaml.safe_dump(replicated))
     env = os.environ | {"PATH": f"{BIN}:{os.environ['PATH']}"}
     command = [str(BIN / "snakemake"), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
                "--configfile", str(config), "--cores", "1", "-n", "-p"]

@@ -2,16 +2,47 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from pandas.io.formats.style import Styler
 
 METHOD_LABELS = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM", "random": "random map", "centre": "centre prior",
                  "edges": "Sobel edges", "inverted": "1 - HiResCAM"}
 METHOD_COLOURS = {"gradcam": "tab:orange", "hirescam": "tab:blue", "random": "0.55", "centre": "tab:olive",
                   "edges": "tab:purple", "inverted": "0.2"}
 METHOD_STYLES = {"random": ":", "centre": "-.", "edges": "--", "inverted": ":"}  # the CAMs are solid
+
+
+def format_table(frame: pd.DataFrame | pd.Series, digits: int = 4, formats: dict[str, str] | None = None) -> Styler:
+    """A results table as readers see it: no pandas index, numbers rounded, missing values blank.
+
+    An index that carries information (named, several levels, or unnamed labels such as the rows of
+    ``describe()``) becomes the leading columns, an unnamed one under an empty header; an unnamed integer
+    index (row positions, also after a ``concat``) is dropped. Floats show ``digits`` decimals unless
+    ``formats`` gives a column its own format (``{"p": "{:.1e}"}``). The table gets the ``dataframe``
+    class, so that the book's theme and ``book/_static/camfaith.css`` draw it like a pandas table and
+    scroll it inside its box when it is wider than the text. Returns a pandas ``Styler`` (shown and glued
+    as HTML); the values stay those of ``frame``. Its HTML ids come from the table's content, so the same
+    table gives the same HTML on every run.
+    """
+    frame = frame.to_frame() if isinstance(frame, pd.Series) else frame
+    unnamed = frame.index.nlevels == 1 and frame.index.name is None
+    if unnamed and pd.api.types.is_integer_dtype(frame.index):
+        frame = frame.reset_index(drop=True)
+    else:
+        frame = (frame.rename_axis("") if unnamed else frame).reset_index()
+    frame = frame.rename_axis(columns=None)
+    if frame.columns.nlevels > 1:
+        frame.columns = [" ".join(str(part) for part in column if str(part)) for column in frame.columns]
+    uuid = hashlib.sha1(frame.to_csv().encode()).hexdigest()[:8]
+    styler = Styler(frame, uuid=uuid, cell_ids=False).hide(axis="index").format(precision=digits, na_rep="")
+    if formats:
+        styler = styler.format(formats, na_rep="")
+    return styler.set_table_attributes('class="dataframe"')
 
 
 def method_table(comparison: pd.DataFrame) -> pd.DataFrame:
@@ -57,9 +88,12 @@ def history_curves(history: pd.DataFrame):
     return fig
 
 
-def morf_curves(curves: dict[str, torch.Tensor], regions: int):
-    """Mean MoRF perturbation curves per method with a band of one standard error (Fig. 14 of Lamprou 2023)."""
-    fig, ax = plt.subplots(figsize=(5, 3.4))
+def morf_curves(curves: dict[str, torch.Tensor], regions: int, ax=None):
+    """Mean MoRF perturbation curves per method with a band of one standard error (Fig. 14 of Lamprou 2023).
+
+    Draws on ``ax`` when given (a panel of :func:`morf_panels`), else on a figure of its own.
+    """
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5, 3.4))
     for method, values in curves.items():
         values = values.double().cpu()
         mean = values.mean(0)
@@ -72,6 +106,23 @@ def morf_curves(curves: dict[str, torch.Tensor], regions: int):
     ax.set_ylabel("probability of the predicted class")
     ax.set_title(f"MoRF curves, {regions}x{regions} heatmap")
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def morf_panels(curves: dict[int, dict[str, torch.Tensor]]):
+    """The MoRF curves of :func:`morf_curves` for every heatmap size, one panel per size (two per row),
+    with one legend: a single figure, so that the chapter can number and caption it."""
+    columns = min(2, len(curves))
+    rows = -(-len(curves) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.4 * rows), sharey=True, squeeze=False)
+    for ax, (regions, by_method) in zip(axes.flat, curves.items()):
+        morf_curves(by_method, regions, ax=ax)
+    for ax in axes.flat[1:]:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    for ax in axes.flat[len(curves):]:
+        ax.set_visible(False)
     fig.tight_layout()
     return fig
 
