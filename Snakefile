@@ -11,8 +11,8 @@ from pathlib import Path
 configfile: "configs/default.yaml"
 
 ROOT = Path(workflow.basedir)  # notebooks are read from here; results go to the working directory
-# One BLAS/OpenMP thread per notebook: --cores N runs N notebooks side by side without oversubscription.
-shell.prefix("export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1; ")
+# Snakemake sets a notebook's OMP_NUM_THREADS and MKL_NUM_THREADS to its rule's threads: one unless the
+# configuration asks for more (RESOURCE_DEFAULTS), so --cores N runs N notebooks side by side without oversubscription.
 
 NAME = config["name"]
 OUT = f"results/{NAME}"
@@ -20,6 +20,10 @@ NB = f"{OUT}/notebooks"
 TOPICS = ["02_train", "03_aopc", "04_max_sensitivity", "05_haas", "06_gallery", "08_sanity"]
 METRIC_PARAMETERS = {"03_aopc": "aopc", "04_max_sensitivity": "max_sensitivity", "05_haas": "haas",
                      "06_gallery": "gallery", "08_sanity": "sanity"}
+# How the forward passes run on a GPU (camfaith.device.set_precision), set under defaults or per run, passed
+# only where a run sets them: Max-Sensitivity's passes are CAM passes, which stay float32.
+SPEED_PARAMETERS = {"02_train": ("precision", "channels_last"), "03_aopc": ("precision", "channels_last"),
+                    "04_max_sensitivity": ("channels_last",), "05_haas": ("precision", "channels_last")}
 
 
 def merged(defaults, override):
@@ -56,6 +60,29 @@ def replicates(name, run):
                run | {"train_seed": config["seed"] + number - 1, "replicate_of": name})
 
 
+# What each kind of rule asks a scheduler for (profiles/slurm): threads (CPUs), mem_mb, runtime (minutes), gpu.
+# A configuration's `resources:` block overrides them per rule kind and may add any other resource
+# (slurm_partition, gpu_model, ...). Training and metric notebooks ask for a GPU when the device is CUDA.
+# Local runs (make results) only use threads; mem_mb, runtime and gpu only matter to a scheduler.
+CUDA = int(str(config["device"]).startswith("cuda"))
+RESOURCE_DEFAULTS = {
+    "faithfulness": {"threads": 1, "mem_mb": 4000, "runtime": 30},
+    "train": {"threads": 1, "mem_mb": 8000, "runtime": 120, "gpu": CUDA},
+    "metric": {"threads": 1, "mem_mb": 8000, "runtime": 120, "gpu": CUDA},
+    "summary": {"threads": 1, "mem_mb": 4000, "runtime": 30},
+    "benchmark": {"threads": 1, "mem_mb": 2000, "runtime": 15},
+}
+if set(config.get("resources") or {}) - set(RESOURCE_DEFAULTS):
+    sys.exit(f"resources: {sorted(set(config['resources']) - set(RESOURCE_DEFAULTS))} are not rule kinds; "
+             f"the configuration may set resources for {', '.join(RESOURCE_DEFAULTS)}")
+RESOURCES = merged(RESOURCE_DEFAULTS, config.get("resources") or {})
+
+
+def scheduled(kind):
+    """The resources of a rule kind other than threads (a rule states those on their own)."""
+    return {name: value for name, value in RESOURCES[kind].items() if name != "threads"}
+
+
 RUNS = dict(replicate for entry in config["runs"] for run in expand_grid(dict(entry))
             for replicate in replicates(run.get("name", f"{run['dataset']}_{run['arch']}"),
                                         merged(config["defaults"], run)))
@@ -87,6 +114,7 @@ def run_parameters(name, topic):
     """The training chapter gets the run's settings; a metric chapter only the run folder and its own settings."""
     run = RUNS[name]
     common = {"run_dir": f"{OUT}/{name}", "device": config["device"]}
+    common |= {key: run[key] for key in SPEED_PARAMETERS.get(topic, ()) if key in run}
     if topic == "02_train":
         settings = {key: run[key] for key in ("dataset", "arch", "input_size", "dataset_options", "small_input",
                                               "stages", "variant", "weights", "train_seed", "replicate_of")}
@@ -95,18 +123,26 @@ def run_parameters(name, topic):
     return cli(common | run[METRIC_PARAMETERS[topic]])
 
 
+# The timings of the classroom configuration (benchmarks/classroom.py), shown whatever configuration is run; its
+# page is left out only where a configuration sets `classroom: ""`, as the measuring script does.
+CLASSROOM = "benchmarks/results/classroom-cpu.json"
+
+
 rule all:
     input:
         f"{NB}/faithfulness.ipynb",
         expand(f"{NB}/results/{{run}}_{{topic}}.ipynb", run=RUNS, topic=TOPICS),
         f"{NB}/summary.ipynb",
         [f"{NB}/benchmark.ipynb"] if config.get("benchmark") else [],
+        [f"{NB}/classroom.ipynb"] if config.get("classroom", CLASSROOM) else [],
 
 
 rule faithfulness:
     input: ROOT / "notebooks/01_faithfulness.py"
     output: f"{NB}/faithfulness.ipynb"
     params: cli(config["faithfulness"] | {"seed": config["seed"]})
+    threads: RESOURCES["faithfulness"]["threads"]
+    resources: **scheduled("faithfulness")
     shell: "python -m camfaith.pipeline run {input} {output} {params}"
 
 
@@ -116,6 +152,8 @@ rule train:
         notebook=f"{NB}/results/{{run}}_02_train.ipynb",
         report=f"{OUT}/{{run}}/report.json",
     params: lambda wildcards: run_parameters(wildcards.run, "02_train")
+    threads: RESOURCES["train"]["threads"]
+    resources: **scheduled("train")
     shell: "python -m camfaith.pipeline run {input} {output.notebook} {params}"
 
 
@@ -126,6 +164,8 @@ rule metric:
     output: f"{NB}/results/{{run}}_{{topic}}.ipynb"
     wildcard_constraints: topic="|".join(METRIC_PARAMETERS), run="|".join(RUNS)
     params: lambda wildcards: run_parameters(wildcards.run, wildcards.topic)
+    threads: RESOURCES["metric"]["threads"]
+    resources: **scheduled("metric")
     shell: "python -m camfaith.pipeline run {input.notebook} {output} {params}"
 
 
@@ -135,6 +175,8 @@ rule summary:
         chapters=expand(f"{NB}/results/{{run}}_{{topic}}.ipynb", run=RUNS, topic=TOPICS),
     output: f"{NB}/summary.ipynb"
     params: cli({"results_dir": OUT, "runs": ",".join(RUNS), "configuration": NAME, **config.get("summary", {})})
+    threads: RESOURCES["summary"]["threads"]
+    resources: **scheduled("summary")
     shell: "python -m camfaith.pipeline run {input.notebook} {output} {params}"
 
 
@@ -144,4 +186,17 @@ rule benchmark:
         results=ROOT / config.get("benchmark", "benchmarks/results/latest-cpu.json"),
     output: f"{NB}/benchmark.ipynb"
     params: lambda wildcards, input: cli({"results_file": str(input.results)})
+    threads: RESOURCES["benchmark"]["threads"]
+    resources: **scheduled("benchmark")
+    shell: "python -m camfaith.pipeline run {input.notebook} {output} {params}"
+
+
+rule classroom:
+    input:
+        notebook=ROOT / "notebooks/91_classroom.py",
+        results=ROOT / (config.get("classroom") or CLASSROOM),
+    output: f"{NB}/classroom.ipynb"
+    params: lambda wildcards, input: cli({"results_file": str(input.results)})
+    threads: RESOURCES["benchmark"]["threads"]
+    resources: **scheduled("benchmark")
     shell: "python -m camfaith.pipeline run {input.notebook} {output} {params}"
