@@ -8,7 +8,7 @@ CONFIG ?= configs/default.yaml
 JOBS ?= 2
 NAME = $(shell sed -n 's/^name: *//p' $(CONFIG))
 
-.PHONY: venv test book results html benchmark lint clean
+.PHONY: venv test book results html benchmark lab publish student lint clean
 
 venv: $(VENV)/.installed
 
@@ -35,6 +35,34 @@ html: venv
 benchmark: venv
 	$(BIN)/python -m pip install --quiet -r requirements-bench.txt 2>&1 | grep -v "is ignored" || true
 	$(BIN)/python benchmarks/run.py
+
+# JupyterLab on this folder. jupytext's server extension (enabled in .venv) reads notebooks/*.py as notebooks and
+# saves them back as percent scripts (its first save stamps the jupytext version in the header); the setting that
+# opens a script as a notebook on a double click goes to _build/lab, not to your home folder. LAB_ARGS adds
+# options, e.g. LAB_ARGS="--port=8899 --no-browser" (and --allow-root as root, in a container).
+LAB_SETTINGS = $(abspath _build/lab)
+lab: venv  ## JupyterLab: the chapters in notebooks/ open as notebooks and save back as .py scripts
+	$(BIN)/jupytext-config --settings-file $(LAB_SETTINGS)/labconfig/default_setting_overrides.json \
+	  set-default-viewer python >/dev/null
+	JUPYTER_CONFIG_PATH=$(LAB_SETTINGS)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH} $(BIN)/jupyter-lab \
+	  --ServerApp.root_dir=$(CURDIR) --ContentsManager.preferred_dir=notebooks $(LAB_ARGS)
+
+# The built book to the gh-pages branch of REMOTE (a URL or a path), as Jupyter Book publishes: ghp-import with a
+# .nojekyll file, force-pushed, so the branch holds exactly the last build. A local gh-pages branch records it.
+publish: venv  ## push _build/html to the gh-pages branch of REMOTE: make publish REMOTE=<url or path>
+	@test -n "$(REMOTE)" || { echo "make publish needs the repository to publish to:" \
+	  "make publish REMOTE=<url or path>, e.g. REMOTE=git@github.com:you/camfaith.git" >&2; exit 2; }
+	@test -f _build/html/index.html || { echo "no book in _build/html: build it first (make book)," \
+	  "then run make publish REMOTE=$(REMOTE) again" >&2; exit 2; }
+	$(BIN)/ghp-import --no-jekyll --push --force --remote "$(REMOTE)" --branch gh-pages \
+	  --message "The camfaith book, built from $$(git rev-parse --short HEAD 2>/dev/null || echo 'an uncommitted tree')" \
+	  _build/html
+	@echo "Published _build/html to the gh-pages branch of $(REMOTE)"
+
+# Student copies (nbgrader generate_assignment): the notebooks with exercises, solution code replaced by
+# `raise NotImplementedError()`, prose solutions by answer cells, autograder checks kept; plus a zip of them.
+student: venv  ## student copies of the notebooks with exercises, in _build/student (and camfaith.zip)
+	$(BIN)/python -m camfaith.student --out _build/student
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks notebooks
