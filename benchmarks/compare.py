@@ -11,7 +11,7 @@ import torch
 from anchors import captum_sensitivity_max, quantus_max_sensitivity, quantus_region_perturbation, road_morf
 from baselines import loop_aopc, loop_max_sensitivity, noise_blocks
 from harness import timed
-from subject import Measured, Subject, ours_aopc, ours_sensitivity, row
+from subject import Measured, Subject, aopc_row, auto_path, ours_aopc, ours_sensitivity, row, timed_paths
 
 from camfaith.metrics import aopc
 
@@ -26,7 +26,8 @@ def quantus_fits(subject: Subject, config: dict) -> bool:
 
 
 def aopc_constant_checks(subject: Subject, config: dict, log) -> dict:
-    """AOPC with a constant baseline (0) against the per-image loop and, where it fits, Quantus.
+    """AOPC with a constant baseline (0) against the per-image loop and, where it fits, Quantus, on the loop's
+    images.
 
     Quantus sorts cells by their attribution sum with an unstable sort: ties (zero cells of a ReLU'd
     CAM) would be ordered differently, so its check uses random maps without ties.
@@ -38,9 +39,10 @@ def aopc_constant_checks(subject: Subject, config: dict, log) -> dict:
     looped = loop_aopc(model, images[:k], maps[:k], regions, targets[:k], fill=torch.zeros_like(images[:k])).cpu()
     checks = {"aopc_constant_loop_max_abs_difference": max_abs_difference(constant, looped)}
     if quantus_fits(subject, config):
-        tie_free = torch.rand(maps.shape, generator=torch.Generator().manual_seed(seed + 2)).to(images.device)
-        ours = aopc(model, images, tie_free, regions, perturbation=0.0, targets=targets).scores.cpu()
-        theirs = quantus_region_perturbation(model, images, tie_free, targets, regions, config["chunks"]["aopc"], 0.0)
+        tie_free = torch.rand(maps[:k].shape, generator=torch.Generator().manual_seed(seed + 2)).to(images.device)
+        ours = aopc(model, images[:k], tie_free, regions, perturbation=0.0, targets=targets[:k]).scores.cpu()
+        theirs = quantus_region_perturbation(model, images[:k], tie_free, targets[:k], regions,
+                                             config["chunks"]["aopc"], 0.0)
         checks["aopc_constant_quantus_max_abs_difference"] = max_abs_difference(ours, theirs)
     return checks
 
@@ -60,20 +62,19 @@ def road_call(subject: Subject, config: dict):
     return lambda: road_morf(subject.model, subject.images[:count], jittered, subject.targets[:count], percentiles)
 
 
-def aopc_runs(subject: Subject, config: dict) -> tuple[dict, dict]:
-    """Timed runs of camfaith's AOPC, the loop with camfaith's noise, Quantus and ROAD, with the bound.
+def aopc_runs(subject: Subject, config: dict, auto: str) -> tuple[dict, dict]:
+    """Timed runs of camfaith's AOPC on both paths, the loop with camfaith's noise, Quantus and ROAD, with the bound.
 
-    ROAD is timed against camfaith's AOPC with as many removal steps: interleaved with the others
-    when that is the setting compared here, else in a run of its own. Returns ``(run, road_run)``.
+    ROAD is timed against camfaith's AOPC with as many removal steps (on the ``auto`` path, the default): interleaved
+    with the others when that is the setting compared here, else in a run of its own. Returns ``(run, road_run)``.
     """
     k, regions, seed, repeats = config["loop_images"], config["compare_regions"], config["seed"], config["repeats"]
     chunk, device = config["chunks"]["aopc"], subject.images.device
     model, images, maps, targets = subject.model, subject.images, subject.maps, subject.targets
     fill = (2 * torch.rand(images.shape, generator=torch.Generator().manual_seed(seed)) - 1).to(device)
-    functions = {
-        "camfaith": lambda: ours_aopc(subject, regions, chunk, seed, targets),
-        "loop": lambda: loop_aopc(model, images[:k], maps[:k], regions, targets[:k], fill=fill[:k]),
-    }
+    functions = {f"camfaith {path}": (lambda path=path: ours_aopc(subject, regions, chunk, seed, targets, path))
+                 for path in timed_paths(regions, config)}
+    functions["loop"] = lambda: loop_aopc(model, images[:k], maps[:k], regions, targets[:k], fill=fill[:k])
     if quantus_fits(subject, config):
         functions["quantus"] = lambda: quantus_region_perturbation(model, images, maps, targets, regions, chunk,
                                                                    "uniform")
@@ -83,27 +84,17 @@ def aopc_runs(subject: Subject, config: dict) -> tuple[dict, dict]:
     run = timed({**functions, **(road if together else {}), **bound}, repeats, device, warmup=False)
     road_run = run
     if road and not together:
-        road_run = timed({"camfaith": lambda: ours_aopc(subject, config["road_regions"], chunk, seed, targets),
-                          **road, **bound}, config["road_repeats"], device, warmup=False)
+        road_run = timed({f"camfaith {auto}": lambda: ours_aopc(subject, config["road_regions"], chunk, seed, targets,
+                                                                auto), **road, **bound},
+                         config["road_repeats"], device, warmup=False)
     return run, road_run
 
 
-def compare_aopc(subject: Subject, config: dict, log) -> Measured:
-    """The per-image loop, Quantus RegionPerturbation and ROAD against camfaith's AOPC.
-
-    The loop is timed with camfaith's own noise (one uniform draw per image, from the same random
-    seed), so its scores must equal camfaith's; a constant baseline is checked as well
-    (:func:`aopc_constant_checks`).
-    """
+def aopc_anchor_rows(subject: Subject, config: dict, run: dict, road_run: dict, auto: str, checks: dict) -> list[dict]:
+    """The loop's, Quantus's and ROAD's rows; *camfaith faster by* against camfaith's ``auto`` path."""
     n, k, chunk, regions = config["images"], config["loop_images"], config["chunks"]["aopc"], config["compare_regions"]
     steps, setting, arch, bounds = regions * regions + 1, f"{regions}x{regions}", subject.arch, subject.bounds
-    constant = aopc_constant_checks(subject, config, log)
-    log(f"[{arch}] AOPC timings: camfaith, loop and anchors")
-    run, road_run = aopc_runs(subject, config)
-    uniform = max_abs_difference(run["camfaith"]["result"].scores[:k].cpu(), run["loop"]["result"].cpu())
-    checks = {**constant, "aopc_uniform_loop_max_abs_difference": uniform}
-
-    ours = 1e3 * run["camfaith"]["median"] / n
+    ours = 1e3 * run[f"camfaith {auto}"]["median"] / n
     loop_ms = 1e3 * run["loop"]["median"] / k
     allowed = bounds.seconds(run, steps, 0, chunk) * 1e3
     rows = [row(arch, "AOPC", setting, f"per-image loop ({k} images)", f"{steps} fwd", loop_ms, allowed / loop_ms,
@@ -118,12 +109,33 @@ def compare_aopc(subject: Subject, config: dict, log) -> Measured:
         road_images, thresholds = config["road_images"], config["road_regions"] ** 2 - 1
         road_ms = 1e3 * road_run["road"]["median"] / road_images
         road_allowed = bounds.seconds(road_run, 2 * thresholds, 0, chunk) * 1e3
-        ours_road = 1e3 * road_run["camfaith"]["median"] / n
+        ours_road = 1e3 * road_run[f"camfaith {auto}"]["median"] / n
         rows.append(row(arch, "AOPC", f"{thresholds} thresholds", f"pytorch-grad-cam ROAD, MoRF ({road_images} images)",
                         f"{2 * thresholds} fwd", road_ms, road_allowed / road_ms, road_ms / ours_road,
                         "different metric"))
-    runs = [run] if road_run is run else [run, road_run]
-    return Measured(rows, checks, runs)
+    return rows
+
+
+def compare_aopc(subject: Subject, config: dict, log) -> Measured:
+    """camfaith's AOPC on both paths against the per-image loop, Quantus RegionPerturbation and ROAD.
+
+    The loop is timed with camfaith's own noise (one uniform draw per image, from the same random
+    seed), so its scores must equal camfaith's full-forward path's, and the incremental path's must
+    equal those up to float rounding; a constant baseline is checked as well (:func:`aopc_constant_checks`).
+    """
+    k, regions = config["loop_images"], config["compare_regions"]
+    auto, _ = auto_path(subject, regions, config["chunks"]["aopc"])
+    constant = aopc_constant_checks(subject, config, log)
+    log(f"[{subject.arch}] AOPC {regions}x{regions} timings: camfaith on both paths, loop and anchors")
+    run, road_run = aopc_runs(subject, config, auto)
+    full = run["camfaith full forward"]["result"].scores.cpu()
+    checks = {**constant, "aopc_uniform_loop_max_abs_difference": max_abs_difference(full[:k],
+                                                                                     run["loop"]["result"].cpu()),
+              "aopc_incremental_full_max_abs_difference": max_abs_difference(
+                  run["camfaith incremental"]["result"].scores.cpu(), full)}
+    rows = [aopc_row(subject, regions, path, run, f"camfaith {path}", config) for path in timed_paths(regions, config)]
+    rows += aopc_anchor_rows(subject, config, run, road_run, auto, checks)
+    return Measured(rows, checks, [run] if road_run is run else [run, road_run])
 
 
 def sensitivity_runs(subject: Subject, config: dict, blocks: list[torch.Tensor]) -> dict:
@@ -160,7 +172,7 @@ def sensitivity_checks(subject: Subject, run: dict, k: int) -> dict:
 
 
 def compare_sensitivity(subject: Subject, config: dict, log) -> Measured:
-    """The per-image loop, Quantus MaxSensitivity and Captum sensitivity_max against camfaith's.
+    """camfaith's Max-Sensitivity against the per-image loop, Quantus MaxSensitivity and Captum sensitivity_max.
 
     All of them are timed with camfaith's noise (one block per sample from the same random seed), so
     their scores must equal camfaith's (:func:`sensitivity_checks`).
@@ -176,7 +188,8 @@ def compare_sensitivity(subject: Subject, config: dict, log) -> Measured:
     ours = 1e3 * run["camfaith"]["median"] / n
     loop_ms = 1e3 * run["loop"]["median"] / k
     allowed = subject.bounds.seconds(run, 0, samples + 1, 1, chunk) * 1e3
-    rows = [row(arch, "Max-Sensitivity", setting, f"per-image loop ({k} images)", passes, loop_ms,
+    rows = [row(arch, "Max-Sensitivity", setting, "camfaith", passes, ours, allowed / ours),
+            row(arch, "Max-Sensitivity", setting, f"per-image loop ({k} images)", passes, loop_ms,
                 allowed / loop_ms, loop_ms / ours,
                 f"{checks['sensitivity_loop_max_abs_difference']:.1e} (shared noise)")]
     for name, label in (("captum", "Captum sensitivity_max"), ("quantus", "Quantus MaxSensitivity")):

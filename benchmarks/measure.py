@@ -15,10 +15,23 @@ import torch
 from anchors import library_cam
 from baselines import loop_haas
 from compare import compare_aopc, compare_sensitivity
+from crossover import crossover
 from harness import Bound, bound_table, profile, random_images, timed
 from settings import NUM_CLASSES
-from subject import Measured, Subject, ours_aopc, ours_haas, ours_sensitivity, row
-from targets import missed_metrics
+from subject import (
+    PATHS,
+    Measured,
+    Subject,
+    aopc_row,
+    aopc_sizes,
+    auto_path,
+    ours_aopc,
+    ours_haas,
+    ours_sensitivity,
+    row,
+    timed_paths,
+)
+from targets import auto_paths, missed_metrics
 
 import camfaith
 
@@ -33,6 +46,7 @@ def cam_comparison(model, target_layer, images, targets, repeats: int) -> dict:
         },
         repeats,
         images.device,
+        warmup=repeats > 1,  # a single timed run follows the model's own warm-up
     )
     ours = times["camfaith"]["result"]
     differences = {
@@ -54,32 +68,36 @@ def cam_comparison(model, target_layer, images, targets, repeats: int) -> dict:
 
 
 def time_aopc(subject: Subject, config: dict, log) -> Measured:
-    """camfaith's AOPC at every region count, interleaved with one forward pass of a chunk."""
-    n, chunk, seed = config["images"], config["chunks"]["aopc"], config["seed"]
-    log(f"[{subject.arch}] AOPC at {', '.join(f'{r}x{r}' for r in config['regions'])}")
-    run = timed({**{f"camfaith {r}": (lambda r=r: ours_aopc(subject, r, chunk, seed)) for r in config["regions"]},
-                 **subject.bounds.passes(("forward", chunk))},
-                config["repeats"], subject.images.device, warmup=False)
-    rows = []
-    for regions in config["regions"]:
-        steps = regions * regions + 1
-        seconds = run[f"camfaith {regions}"]["median"]
-        allowed = subject.bounds.seconds(run, n * steps, 0, chunk)
-        rows.append(row(subject.arch, "AOPC", f"{regions}x{regions}", "camfaith", f"{steps} fwd",
-                        1e3 * seconds / n, allowed / seconds))
+    """camfaith's AOPC on its paths at every heatmap size but the one :func:`compare.compare_aopc` times beside the
+    anchors, interleaved with one forward pass of a chunk."""
+    chunk, seed = config["chunks"]["aopc"], config["seed"]
+    sizes = [r for r in config["regions"] if r != config["compare_regions"]]
+    if not sizes:
+        return Measured()
+    calls = {(r, path): f"camfaith {path} {r}" for r in sizes for path in timed_paths(r, config)}
+    log(f"[{subject.arch}] AOPC at {', '.join(f'{r}x{r}' for r in sizes)}: {', '.join(calls.values())}")
+    functions = {name: (lambda r=r, path=path: ours_aopc(subject, r, chunk, seed, path=path))
+                 for (r, path), name in calls.items()}
+    run = timed({**functions, **subject.bounds.passes(("forward", chunk))}, config["repeats"],
+                subject.images.device, warmup=False)
+    rows = [aopc_row(subject, r, path, run, name, config) for (r, path), name in calls.items()]
     return Measured(rows, {}, [run])
 
 
 def time_sensitivity(subject: Subject, config: dict, log) -> Measured:
-    """camfaith's Max-Sensitivity at every (radius, samples), interleaved with one forward + backward of a chunk."""
+    """camfaith's Max-Sensitivity at every (radius, samples) but the one :func:`compare.compare_sensitivity` times
+    beside the anchors, interleaved with one forward + backward of a chunk."""
     n, chunk, seed = config["images"], config["chunks"]["max_sensitivity"], config["seed"]
-    log(f"[{subject.arch}] Max-Sensitivity at {', '.join(f'(r={r}, {s})' for r, s in config['sensitivity'])}")
+    settings = [tuple(s) for s in config["sensitivity"] if tuple(s) != tuple(config["compare_sensitivity"])]
+    if not settings:
+        return Measured()
+    log(f"[{subject.arch}] Max-Sensitivity at {', '.join(f'(r={r}, {s})' for r, s in settings)}")
     run = timed({**{f"camfaith {r} {s}": (lambda r=r, s=s: ours_sensitivity(subject, r, s, chunk, seed))
-                    for r, s in config["sensitivity"]},
+                    for r, s in settings},
                  **subject.bounds.passes(("forward_backward", chunk))},
                 config["repeats"], subject.images.device, warmup=False)
     rows = []
-    for radius, samples in config["sensitivity"]:
+    for radius, samples in settings:
         seconds = run[f"camfaith {radius} {samples}"]["median"]
         allowed = subject.bounds.seconds(run, 0, n * (samples + 1), 1, chunk)
         rows.append(row(subject.arch, "Max-Sensitivity", f"r={radius}, {samples} samples", "camfaith",
@@ -98,7 +116,7 @@ def time_haas(subject: Subject, config: dict, log) -> Measured:
 
     run = timed({"camfaith": lambda: ours_haas(subject, chunk), "loop": loop,
                  **subject.bounds.passes(("forward", batch), ("forward_backward", batch))},
-                config["repeats"], subject.images.device)
+                config["repeats"], subject.images.device, warmup=config["repeats"] > 1)
     seconds = run["camfaith"]["median"]
     allowed = subject.bounds.seconds(run, 2 * n, n, batch, batch)
     loop_seconds = run["loop"]["median"] / k
@@ -115,7 +133,7 @@ def time_haas(subject: Subject, config: dict, log) -> Measured:
     return Measured(rows, {"haas_loop_same_predictions": same}, [run])
 
 
-def profile_misses(subject: Subject, config: dict, rows: list[dict], cams: dict) -> dict:
+def profile_misses(subject: Subject, config: dict, rows: list[dict], cams: dict, auto: list[dict]) -> dict:
     """A profile of one camfaith call for each metric (or the CAMs) that misses a target on this architecture."""
     seed, chunks = config["seed"], config["chunks"]
     calls = {
@@ -125,13 +143,15 @@ def profile_misses(subject: Subject, config: dict, rows: list[dict], cams: dict)
         "HAAS": lambda: ours_haas(subject, chunks["haas"]),
         "CAMs": lambda: camfaith.cams(subject.model, subject.target_layer, subject.images, subject.targets),
     }
-    return {metric: profile(calls[metric]) for metric in sorted(missed_metrics(subject.arch, rows, cams))}
+    missed = missed_metrics(subject.arch, rows, cams, auto_paths({"aopc_auto": auto}), config["input_size"])
+    return {metric: profile(calls[metric]) for metric in sorted(missed)}
 
 
 def prepare(arch: str, config: dict, device: torch.device, log) -> tuple[Subject, dict]:
     """The model, the batch, the warmed-up bound, the CAM comparison, then the predicted classes' maps."""
     size, n, seed, chunks = config["input_size"], config["images"], config["seed"], config["chunks"]
-    model, target_layer = camfaith.build_model(arch, NUM_CLASSES, input_size=size, small_input=config["small_input"])
+    model, target_layer = camfaith.build_model(arch, NUM_CLASSES, input_size=size, small_input=config["small_input"],
+                                               variant=config["variant"])
     model = model.to(device).eval()
     images = random_images(n, size, device, seed)
     labels = torch.randint(NUM_CLASSES, (n,), generator=torch.Generator().manual_seed(seed)).to(device)
@@ -150,18 +170,45 @@ def prepare(arch: str, config: dict, device: torch.device, log) -> tuple[Subject
     return Subject(arch, model, target_layer, images, labels, targets, maps, hirescam, bounds), cams
 
 
+def ordered(rows: list[dict], config: dict) -> list[dict]:
+    """camfaith's rows first, by metric, then heatmap size or sample count and path; the others as measured."""
+    settings = [f"{r}x{r}" for r in aopc_sizes(config)]
+    settings += [f"r={r}, {s} samples" for r, s in [config["compare_sensitivity"], *config["sensitivity"]]]
+    metrics, paths = ["AOPC", "Max-Sensitivity", "HAAS"], list(PATHS)
+
+    def key(entry):
+        if entry["implementation"] != "camfaith":
+            return (1,)
+        setting = settings.index(entry["setting"]) if entry["setting"] in settings else len(settings)
+        return (0, metrics.index(entry["metric"]), setting, paths.index(entry["path"]) if entry["path"] else 0)
+
+    return sorted(rows, key=key)
+
+
+def aopc_auto(subject: Subject, config: dict) -> list[dict]:
+    """The path ``incremental="auto"`` takes at each heatmap size timed, and the speed-up it estimates."""
+    entries = []
+    for regions in aopc_sizes(config):
+        path, speedup = auto_path(subject, regions, config["chunks"]["aopc"])
+        entries.append({"regions": regions, "auto": path, "estimated_speedup": speedup})
+    return entries
+
+
 def benchmark_arch(arch: str, config: dict, device: torch.device, log) -> dict:
     """Every measurement of one architecture, as its entry of the result file (without the memory)."""
     subject, cams = prepare(arch, config, device, log)
     parts = [measure(subject, config, log)
              for measure in (time_aopc, time_sensitivity, time_haas, compare_aopc, compare_sensitivity)]
-    rows = [entry for part in parts for entry in part.rows]
+    rows = ordered([entry for part in parts for entry in part.rows], config)
+    auto = aopc_auto(subject, config)
     return {
         "arch": arch,
         "feature_shape": list(subject.model.feature_shape),
         "rows": rows,
         "checks": {name: value for part in parts for name, value in part.checks.items()},
-        "profiles": profile_misses(subject, config, rows, cams),
+        "profiles": profile_misses(subject, config, rows, cams, auto),
         "cams": cams,
         "bound": bound_table([run for part in parts for run in part.runs]),
+        "aopc_auto": auto,
+        "crossover": crossover(arch, config, device, log) if config["crossover"] else [],
     }

@@ -8,6 +8,7 @@ allocator returns freed memory to the system, so that the resident set follows t
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -30,19 +31,29 @@ def _no_grad(model, images):
         return model(images)
 
 
+@functools.cache
+def built_model(arch: str, size: int, small_input: bool, variant: str, device: torch.device):
+    """The network of a job, built once per process (initialising VGG19 takes seconds on a CPU)."""
+    model, target_layer = camfaith.build_model(arch, NUM_CLASSES, input_size=size, small_input=small_input,
+                                               variant=variant)
+    return model.to(device), target_layer
+
+
 def memory_job(job: dict, device: torch.device) -> int:
     """Peak bytes of the one metric call described by ``job`` (the model and inputs are built first)."""
-    model, target_layer = camfaith.build_model(
-        job["arch"], NUM_CLASSES, input_size=job["size"], small_input=job["small_input"]
-    )
-    model = model.to(device)
+    model, target_layer = built_model(job["arch"], job["size"], job["small_input"], job["variant"], device)
     images = random_images(job["images"], job["size"], device, seed=1)
     targets = torch.zeros(job["images"], dtype=torch.long, device=device)
     maps = torch.rand(job["images"], job["size"], job["size"], device=device)
     explain = camfaith.explainer(model, target_layer, "hirescam")
     generator = torch.Generator().manual_seed(0)
+    def aopc_on(incremental: bool):
+        return lambda: aopc(model, images, maps, job.get("regions", 8), generator=generator, chunk_size=job["chunk"],
+                            incremental=incremental)
+
     calls = {
-        "aopc": lambda: aopc(model, images, maps, job.get("regions", 8), generator=generator, chunk_size=job["chunk"]),
+        "aopc": aopc_on(False),
+        "aopc_incremental": aopc_on(True),
         "max_sensitivity": lambda: max_sensitivity(
             explain, images, 0.05, job.get("n_samples", 2), targets, generator=generator, chunk_size=job["chunk"]
         ),
@@ -57,7 +68,9 @@ def measure_memory(jobs: list[dict], device: torch.device) -> list[int]:
     """Peak bytes of each job. On the CPU the jobs run in a fresh process whose allocator returns freed
     memory to the system (``MALLOC_MMAP_THRESHOLD_``), so that resident memory follows live tensors."""
     if device.type == "cuda":
-        return [memory_job(job, device) for job in jobs]
+        peaks = [memory_job(job, device) for job in jobs]
+        built_model.cache_clear()
+        return peaks
     environment = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
     completed = subprocess.run(
         [sys.executable, __file__, str(torch.get_num_threads()), json.dumps(jobs)],
@@ -70,13 +83,16 @@ def measure_memory(jobs: list[dict], device: torch.device) -> list[int]:
 
 
 def arch_jobs(arch: str, config: dict) -> list[dict]:
-    """One call per metric at its chunk size, with enough images or samples to fill a chunk, and the CAMs
-    and one forward pass of the batch."""
+    """One call per metric at its chunk size, with enough images or samples to fill a chunk (AOPC on each of
+    its paths: ``aopc`` the full forward one, ``aopc_incremental`` the incremental one), and the CAMs and one
+    forward pass of the batch."""
     n, chunks = config["images"], config["chunks"]
-    common = {"arch": arch, "size": config["input_size"], "small_input": config["small_input"], "images": n}
+    common = {"arch": arch, "size": config["input_size"], "small_input": config["small_input"],
+              "variant": config["variant"], "images": n}
+    regions = max(2, math.ceil(math.sqrt(chunks["aopc"] / n)))
     return [
-        {**common, "metric": "aopc", "chunk": chunks["aopc"],
-         "regions": max(2, math.ceil(math.sqrt(chunks["aopc"] / n)))},
+        {**common, "metric": "aopc", "chunk": chunks["aopc"], "regions": regions},
+        {**common, "metric": "aopc_incremental", "chunk": chunks["aopc"], "regions": regions},
         {**common, "metric": "max_sensitivity", "chunk": chunks["max_sensitivity"],
          "n_samples": math.ceil(chunks["max_sensitivity"] / n)},
         {**common, "metric": "haas", "chunk": chunks["haas"]},
@@ -86,10 +102,11 @@ def arch_jobs(arch: str, config: dict) -> list[dict]:
 
 
 def vgg19_jobs(device: torch.device) -> list[dict]:
-    """14x14 AOPC (2x2 on the CPU, where 14x14 takes minutes and has the same per-image slope) and
-    Max-Sensitivity of one VGG19 image at 224 px, at each of :data:`ESTIMATE_CHUNKS`."""
+    """14x14 AOPC on its full-forward path (2x2 on the CPU, where 14x14 takes minutes and has the same
+    per-image slope) and Max-Sensitivity of one image of VGG19 (with the surgery of Lamprou 2023) at 224 px,
+    at each of :data:`ESTIMATE_CHUNKS`."""
     regions = 14 if device.type == "cuda" else 2
-    common = {"arch": "vgg19", "size": 224, "small_input": False, "images": 1}
+    common = {"arch": "vgg19", "size": 224, "small_input": False, "variant": "thesis", "images": 1}
     return [{**common, "metric": "aopc", "regions": regions, "chunk": c} for c in ESTIMATE_CHUNKS] + [
         {**common, "metric": "max_sensitivity", "n_samples": max(ESTIMATE_CHUNKS), "chunk": c} for c in ESTIMATE_CHUNKS
     ]
@@ -123,7 +140,7 @@ def measure(config: dict, device: torch.device) -> tuple[dict, dict]:
     estimate_jobs = vgg19_jobs(device)
     jobs = [job for arch in config["archs"] for job in arch_jobs(arch, config)]
     peaks = measure_memory(estimate_jobs + jobs, device)
-    model, _ = camfaith.build_model("vgg19", NUM_CLASSES, input_size=224)
+    model, _ = camfaith.build_model("vgg19", NUM_CLASSES, input_size=224, variant="thesis")
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     count = len(ESTIMATE_CHUNKS)
     estimate = {"weights_bytes": weights, "chunks": list(ESTIMATE_CHUNKS), "gpu_bytes": GPU_MEMORY}

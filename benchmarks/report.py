@@ -1,20 +1,27 @@
 """The result files: notes on what the numbers mean, the markdown tables, and the writing of both files.
 
 The JSON file is the report dict as it is (``notebooks/90_benchmark.py`` reads it); the markdown
-file holds the same as tables. Both go to ``<device>-<date>`` and are copied to ``latest-<device>``.
+file holds the same as tables. Both go to ``<label>-<date>`` and are copied to ``latest-<label>``
+(the label: the device, then the input size unless it is 64 px).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 from settings import AOPC_INPUT_BYTES_224
 
-METRIC_COLUMNS = ["arch", "metric", "setting", "implementation", "passes per image", "ms per image", "efficiency",
-                  "camfaith faster by", "agreement"]
+from camfaith.io import atomic_path
+
+METRIC_COLUMNS = ["arch", "metric", "setting", "implementation", "path", "passes per image", "ms per image",
+                  "efficiency", "camfaith faster by", "agreement"]
+PATH_COLUMNS = ["arch", "regions", "auto", "estimated speed-up", "incremental ms", "full forward ms",
+                "incremental vs bound", "incremental vs full forward", "Quantus ms", "incremental vs Quantus",
+                "full forward vs Quantus"]
+CROSSOVER_COLUMNS = ["arch", "input_size", "regions", "auto", "estimated_speedup", "measured_speedup",
+                     "faster_measured", "forward_ms", "seeding_ms", "step_ms"]
 CAM_COLUMNS = ["arch", "images", "camfaith_ms_per_image", "gradcam_ms_per_image", "hirescam_ms_per_image",
                "camfaith_over_one_library", "two_library_over_camfaith", "max abs difference"]
 ALWAYS = [
@@ -28,6 +35,11 @@ ALWAYS = [
     "the metric machinery alone; the per-image loops use pytorch-grad-cam's HiResCAM, as the original "
     "study's code did. ROAD is a different metric (pixel percentiles, linear imputation) with the same number "
     "of removal steps as AOPC at 4x4.",
+    "AOPC has two paths: full forward (every perturbed image through the whole network, in chunks) and "
+    "incremental (the activations of the previous step kept, only the windows the removed cell reaches "
+    "recomputed; the same scores up to float rounding). The efficiency of an incremental row is its speed-up "
+    "over the full forward passes it replaces; camfaith's row against the other implementations is the path "
+    "incremental='auto' takes.",
 ]
 
 
@@ -56,8 +68,23 @@ def interpret(report: dict) -> list[str]:
             top = ", ".join(f"{op['op']} {100 * op['share']:.0f} %" for op in found["top"][:3])
             notes.append(f"{arch['arch']}, {metric} missed a target; in one profiled camfaith call {share:.0f} % of "
                          f"operator time is in the model's layers (largest: {top}).")
+    notes += setting_notes(report["config"])
     if report.get("memory_estimate"):
         notes.append(memory_note(report["memory_estimate"]["aopc"]))
+    return notes
+
+
+def setting_notes(config: dict) -> list[str]:
+    """What the run's setting leaves out: the sizes without a timed full-forward path, single timed runs."""
+    notes = []
+    untimed = [r for r in config["regions"] if r not in config["full_regions"] and r != config["compare_regions"]]
+    if untimed:
+        notes.append(f"The full-forward AOPC path is timed at {config['compare_regions']}x{config['compare_regions']}"
+                     f" only; at {', '.join(f'{r}x{r}' for r in untimed)} the incremental path is compared with the "
+                     "bound, the full forward passes it replaces (the full path's own efficiency is about 1).")
+    if config["repeats"] == 1:
+        notes.append("Each measurement was timed once (--repeats 1), after a warm-up of the model: at this input "
+                     "size one timed run of a metric takes seconds to minutes.")
     return notes
 
 
@@ -87,8 +114,9 @@ def header(report: dict) -> list[str]:
         f"# Benchmark: {m['device_name']} ({m['device']}, {m['cores']} cores, {m['torch_threads']} torch threads)",
         "",
         f"{report['date']}; torch {m['versions']['torch']}; {config['images']} random images of "
-        f"{config['input_size']} px; median of {config['repeats']} runs; chunk sizes {config['chunks']}; "
-        f"{'quick' if config['quick'] else 'full'} settings; load average "
+        f"{config['input_size']} px; networks {', '.join(config['archs'])} ({config['variant']} surgery"
+        f"{', small_input' if config['small_input'] else ''}); median of {config['repeats']} runs; chunk sizes "
+        f"{config['chunks']}; setting {config['setting']}; load average "
         f"{report['load_average']['start']:.1f} at start, {report['load_average']['end']:.1f} at end.",
         "",
         "## Metrics",
@@ -98,6 +126,48 @@ def header(report: dict) -> list[str]:
         "layer, so metrics that explain (Max-Sensitivity, HAAS) can exceed 1.",
         "",
     ]
+
+
+def aopc_paths(entry: dict) -> list[dict]:
+    """AOPC's two paths at each heatmap size of one architecture, from its rows: times per image, the path
+    ``incremental="auto"`` takes, and the incremental path's speed-up over the bound, the full path and Quantus
+    (each ratio from one interleaved timed call; blank where a side was not timed)."""
+    rows = [r for r in entry["rows"] if r["metric"] == "AOPC"]
+    table = []
+    for auto in entry.get("aopc_auto", []):
+        setting = f"{auto['regions']}x{auto['regions']}"
+        ms = {r["path"]: r for r in rows if r["setting"] == setting and r["implementation"] == "camfaith"}
+        quantus = next((r["ms per image"] for r in rows if r["setting"] == setting
+                        and r["implementation"].startswith("Quantus")), None)
+        incremental, full = ms.get("incremental"), ms.get("full forward")
+        inc_ms, full_ms = (r["ms per image"] if r else None for r in (incremental, full))
+        table.append({"arch": entry["arch"], "regions": auto["regions"], "auto": auto["auto"],
+                      "estimated speed-up": auto["estimated_speedup"], "incremental ms": inc_ms,
+                      "full forward ms": full_ms, "incremental vs bound": incremental["efficiency"] if incremental
+                      else None, "incremental vs full forward": full_ms / inc_ms if inc_ms and full_ms else None,
+                      "Quantus ms": quantus, "incremental vs Quantus": quantus / inc_ms if quantus and inc_ms else None,
+                      "full forward vs Quantus": quantus / full_ms if quantus and full_ms else None})
+    return table
+
+
+def path_tables(archs: list[dict]) -> list[str]:
+    """AOPC's paths, and the crossover table, when the run has them."""
+    paths = [entry for a in archs for entry in aopc_paths(a)]
+    crossover = [entry for a in archs for entry in a.get("crossover", [])]
+    parts = []
+    if paths:
+        parts += ["", "## AOPC: incremental against full forward", "",
+                  "Time per image on each path; the incremental path's speed-up over the bound (the full forward "
+                  "passes), over the full path as timed, and over Quantus RegionPerturbation (timed interleaved "
+                  "with both paths at the compared size); auto: the path incremental='auto' takes.", "",
+                  markdown_table(paths, PATH_COLUMNS, {"incremental ms": 1, "full forward ms": 1, "Quantus ms": 1})]
+    if crossover:
+        parts += ["", "## Crossover: where incremental AOPC pays off", "",
+                  "Per input size and heatmap size: the path auto takes and the speed-up incremental_plan estimates, "
+                  "and the speed-up measured from short runs (L forward passes per image against a seeding pass "
+                  "plus L incremental steps).", "",
+                  markdown_table(crossover, CROSSOVER_COLUMNS, {"forward_ms": 1, "seeding_ms": 1, "step_ms": 1})]
+    return parts
 
 
 def timing_tables(archs: list[dict]) -> list[str]:
@@ -153,21 +223,21 @@ def check_tables(report: dict) -> list[str]:
 
 def markdown(report: dict) -> str:
     """The report as markdown tables, in the order of the JSON file."""
-    parts = (header(report) + timing_tables(report["archs"])
+    parts = (header(report) + timing_tables(report["archs"]) + path_tables(report["archs"])
              + memory_tables(report["archs"], report.get("memory_estimate")) + check_tables(report))
     return "\n".join(parts) + "\n"
 
 
-def write(report: dict, folder: Path, device_type: str) -> str:
-    """Write ``<device>-<date>.json`` and ``.md`` to ``folder`` and copy them to ``latest-<device>``.
+def write(report: dict, folder: Path) -> str:
+    """Write ``<label>-<date>.json`` and ``.md`` to ``folder`` and as ``latest-<label>``, each file atomically
+    (:func:`camfaith.io.atomic_path`). The markdown renders the JSON as it reads back.
 
     Returns the markdown, for the caller to print.
     """
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = folder / f"{device_type}-{report['date']}"
-    text = markdown(report)
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=1, default=str) + "\n")
-    stem.with_suffix(".md").write_text(text)
-    for suffix in (".json", ".md"):
-        shutil.copyfile(stem.with_suffix(suffix), folder / f"latest-{device_type}{suffix}")
+    data = json.dumps(report, indent=1, default=str) + "\n"
+    text = markdown(json.loads(data))
+    for stem in (f"{report['label']}-{report['date']}", f"latest-{report['label']}"):
+        for suffix, content in ((".json", data), (".md", text)):
+            with atomic_path(folder / f"{stem}{suffix}") as tmp:
+                tmp.write_text(content)
     return text

@@ -19,13 +19,18 @@ For each architecture this script measures, in one run and on one batch of rando
 
 Every timing is the median of ``--repeats`` runs after a warm-up of the model; timings compared with
 each other, and the bound, are taken interleaved, so that a change in machine load affects all sides
-alike. Results go to ``benchmarks/results/<device>-<date>.json`` and ``.md``, copied to
-``latest-<device>.json`` / ``.md``.
+alike. AOPC is timed on both of its paths, incremental and full forward, and a short crossover table
+says where the incremental one pays off. ``--setting`` picks the defaults: ``quick`` (64 px, the CPU's
+default), ``full224`` (the networks of Lamprou 2023 at 224 px, sized for one CPU thread) or
+``full`` (the GPU's default). Results go to ``benchmarks/results/<label>-<date>.json`` and ``.md``,
+copied to ``latest-<label>.json`` / ``.md``; the label is the device, followed by the input size
+unless that is 64 px (``latest-cpu.json``, ``latest-cpu-224.json``, ``latest-cuda-224.json``).
 
 This file is the command line only. The measurements live beside it: ``harness`` (timing, memory
-sampling, the bound), ``measure`` and ``compare`` (one architecture), ``baselines`` (per-image
-loops), ``anchors`` (the other libraries), ``memory``, ``targets`` and ``report`` (the result files).
-Run ``python benchmarks/run.py --help`` for the options, or ``make benchmark``.
+sampling, the bound), ``measure`` and ``compare`` (one architecture), ``crossover`` (where incremental
+AOPC pays off), ``baselines`` (per-image loops), ``anchors`` (the other libraries), ``memory``,
+``targets`` and ``report`` (the result files). Run ``python benchmarks/run.py --help`` for the
+options, or ``make benchmark``.
 """
 
 from __future__ import annotations
@@ -44,11 +49,14 @@ from harness import machine
 from measure import benchmark_arch
 from report import interpret, write
 from settings import (
+    CROSSOVER_IMAGES,
+    CROSSOVER_REGIONS,
+    CROSSOVER_SIZES,
+    CROSSOVER_STEPS,
     DEFAULT_CHUNKS,
+    DEVICE_SETTINGS,
     ORIGINAL_STUDY_TIMINGS,
-    QUICK_REGIONS,
-    QUICK_SENSITIVITY,
-    TABLE5_REGIONS,
+    SETTINGS,
     TABLE6_SENSITIVITY,
 )
 
@@ -56,67 +64,89 @@ from camfaith.device import resolve_device
 from camfaith.parameters import check_positive_integers, parse_list
 
 RESULTS = Path(__file__).resolve().parent / "results"
+VARIANTS = ("intact", "thesis")
 
 
 def parser() -> argparse.ArgumentParser:
     options = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     options.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
                          help="default auto: CUDA when available")
-    options.add_argument("--archs", help="comma-separated; default resnet18,vgg11 (CPU), resnet34,resnet50,vgg19 (GPU)")
-    options.add_argument("--input-size", type=int, help="pixels; default 64 on CPU, 224 on GPU")
+    options.add_argument("--setting", choices=tuple(SETTINGS),
+                         help="the defaults of the options below: quick (64 px; the CPU's default), full224 (VGG19, "
+                              "ResNet50 and ResNet34 at 224 px, sized for one CPU thread) or full (the GPU's default)")
+    options.add_argument("--archs", help="comma-separated architectures; default the setting's")
+    options.add_argument("--input-size", type=int, help="pixels; default the setting's (64 quick, 224 full)")
     options.add_argument("--small-input", action=argparse.BooleanOptionalAction,
-                         help="remove downsampling so the target map stays >= 7x7; default on CPU only")
-    options.add_argument("--images", type=int, help="images per batch; default 4 on CPU, 16 on GPU")
-    options.add_argument("--repeats", type=int, default=3, help="timed runs per measurement, median reported (3)")
+                         help="remove downsampling so the target map stays >= 7x7; default on in the quick setting")
+    options.add_argument("--variant", choices=VARIANTS,
+                         help="model surgery (camfaith.build_model): intact in the quick setting, else thesis")
+    options.add_argument("--images", type=int, help="images per batch; default 4 quick, 2 full224, 16 full")
+    options.add_argument("--repeats", type=int, help="timed runs per measurement, median reported; default 3 "
+                                                     "(1 in full224)")
     options.add_argument("--chunk-size", type=int, help="one chunk size for every metric; default each metric's own")
-    options.add_argument("--quick", action=argparse.BooleanOptionalAction,
-                         help="AOPC 4x4 and 8x8, Max-Sensitivity (0.05, 20) and (0.5, 40); default on CPU only")
     options.add_argument("--no-anchors", action="store_true", help="skip Quantus, Captum and ROAD")
     options.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
+    options.add_argument("--no-crossover", action="store_true", help="skip the crossover table of incremental AOPC")
     options.add_argument("--threads", type=int, help="torch CPU threads; default torch's own (the core count)")
     options.add_argument("--seed", type=int, default=0, help="random seed of the images and the noise (0)")
     options.add_argument("--output", type=Path, default=RESULTS, help="results folder (benchmarks/results)")
     return options
 
 
+def checked_options(args) -> tuple[torch.device, str, list[str]]:
+    """The device, the setting and the architectures; a ``ValueError`` for a bad value, naming it."""
+    device = resolve_device(args.device)
+    given = {name: value for name, value in (("--input-size", args.input_size), ("--images", args.images),
+                                             ("--chunk-size", args.chunk_size), ("--threads", args.threads),
+                                             ("--repeats", args.repeats)) if value is not None}
+    check_positive_integers(**given)
+    setting = args.setting or DEVICE_SETTINGS.get(device.type, "quick")
+    archs = list(SETTINGS[setting]["archs"]) if args.archs is None else parse_list(args.archs, str, allow_empty=True)
+    return device, setting, archs
+
+
 def configure(args) -> tuple[torch.device, dict]:
-    """The device and the run's settings: the CLI's values, else the defaults for that device."""
+    """The device and the run's settings: the CLI's values, else the defaults of the setting."""
     try:
-        device = resolve_device(args.device)
-        given = {name: value for name, value in (("--input-size", args.input_size), ("--images", args.images),
-                                                 ("--chunk-size", args.chunk_size), ("--threads", args.threads))
-                 if value is not None}
-        check_positive_integers(**given, **{"--repeats": args.repeats})
-        gpu = device.type == "cuda"
-        default_archs = "resnet34,resnet50,vgg19" if gpu else "resnet18,vgg11"
-        archs = parse_list(args.archs or default_archs, str, allow_empty=True)
+        device, setting, archs = checked_options(args)
     except ValueError as error:
         raise SystemExit(str(error)) from None
-    quick = (not gpu) if args.quick is None else args.quick
-    size = args.input_size or (224 if gpu else 64)
-    images = args.images or (16 if gpu else 4)
+    preset = SETTINGS[setting]
+    size = args.input_size or preset["input_size"]
+    images = args.images or preset["images"]
+    repeats = args.repeats or preset["repeats"]
+    loop_images = min(images, preset["loop_images"])
     config = {
+        "setting": setting,
         "archs": archs,
         "input_size": size,
-        "small_input": not gpu if args.small_input is None else args.small_input,
+        "small_input": preset["small_input"] if args.small_input is None else args.small_input,
+        "variant": args.variant or preset["variant"],
         "images": images,
-        "loop_images": min(images, 4 if gpu else 2),
-        "repeats": args.repeats,
-        "chunks": dict(DEFAULT_CHUNKS) if args.chunk_size is None else dict.fromkeys(DEFAULT_CHUNKS, args.chunk_size),
-        "quick": quick,
-        "regions": QUICK_REGIONS if quick else TABLE5_REGIONS,
-        "sensitivity": QUICK_SENSITIVITY if quick else TABLE6_SENSITIVITY,
-        "compare_regions": 4 if quick else 8,
+        "loop_images": loop_images,
+        "repeats": repeats,
+        "chunks": dict(preset["chunks"]) if args.chunk_size is None else dict.fromkeys(DEFAULT_CHUNKS, args.chunk_size),
+        "regions": preset["regions"],
+        "full_regions": preset["full_regions"],
+        "sensitivity": preset["sensitivity"],
+        "compare_regions": preset["compare_regions"],
         "road_regions": 4,
-        "road_images": min(images, 4 if gpu else 2) if size <= 64 else 1,
-        "road_repeats": args.repeats if size <= 64 else 1,
+        "road_images": loop_images if size <= 64 else 1,
+        "road_repeats": repeats if size <= 64 else 1,
         "compare_sensitivity": TABLE6_SENSITIVITY[0],
+        "crossover": None if args.no_crossover else {"sizes": CROSSOVER_SIZES, "regions": CROSSOVER_REGIONS,
+                                                     "steps": CROSSOVER_STEPS, "images": CROSSOVER_IMAGES},
         "anchors": not args.no_anchors,
         "seed": args.seed,
     }
     if max(config["regions"]) > size:
         raise SystemExit(f"--input-size {size} is smaller than {max(config['regions'])} regions")
     return device, config
+
+
+def label(device: torch.device, config: dict) -> str:
+    """The name of the result files: the device, then the input size unless it is 64 px."""
+    return device.type if config["input_size"] == 64 else f"{device.type}-{config['input_size']}"
 
 
 def main(argv=None) -> dict:
@@ -140,17 +170,18 @@ def main(argv=None) -> dict:
         archs = [{**entry, "memory": per_arch[entry["arch"]]} for entry in archs]
     report = {
         "date": datetime.datetime.now().strftime("%Y-%m-%d"),
+        "label": label(device, config),
         "machine": machine(device),
         "config": config,
         "load_average": {"start": load_start, "end": os.getloadavg()[0]},
         "seconds": time.perf_counter() - started,
         "archs": archs,
         "memory_estimate": estimate,
-        "targets": targets.summary(archs, estimate),
+        "targets": targets.summary(archs, estimate, config),
         "original_study_timings": ORIGINAL_STUDY_TIMINGS,
     }
     report["notes"] = interpret(report)
-    print(write(report, args.output, device.type))
+    print(write(report, args.output))
     log(f"done in {report['seconds']:.0f} s")
     return report
 

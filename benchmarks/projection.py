@@ -1,0 +1,153 @@
+"""What the full replication costs: the ``thesis`` configuration projected from a benchmark result file.
+
+Every chapter of a run is a known number of model passes per image on a known number of images, so
+its time is those passes at the per-image costs a benchmark measured for that network at 224 px:
+
+- **training**: ``epochs x (training images x one forward + backward + validation images x one
+  forward)``, then the test set once. The bound's forward + backward goes back to the input and every
+  parameter, and every epoch is counted: frozen layers and early stopping only make training cheaper,
+  so this is an upper bound (data loading and augmentation not included).
+- **AOPC** (eq. 6-7 of Lamprou 2023), once on each path: every map (the two CAMs and the four controls
+  of :mod:`camfaith.controls`) at every heatmap size, each scored as one measured AOPC call per image,
+  plus the chapter's :data:`AOPC_SIDE_SCORINGS` at the smallest size (ROAD's imputation is left out)
+  and one explanation per image for the maps. Where a path was not timed at a size, its time is the
+  bound's ``L + 1`` forward passes over its efficiency at the nearest timed size.
+- **Max-Sensitivity** (eq. 8): for each explanation that runs the model (the two CAMs, and 1 - HiResCAM),
+  ``samples + 1`` explanations per setting plus the clean map's norm, at the measured cost of one
+  explanation (camfaith's Max-Sensitivity time per image over its ``samples + 1``).
+- **HAAS** (eq. 9-10): the measured time per image (one explanation and two forward passes), plus two
+  forward passes for every other (scaling, map) pair scored (the controls have no signed form).
+
+The image counts come from the splits of Table 2 of Lamprou (2023) (:data:`DATASETS`), capped by
+each chapter's ``n_images``. The chapters that run on a few images (the gallery, the sanity checks,
+the faithfulness check) are left out.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from camfaith.cams import METHODS
+from camfaith.controls import CONTROLS
+
+# Table 2 of Lamprou (2023): each data set as pools of images, each with its share in the training, validation
+# and test splits. The counts are those of the releases (section 4.1 of the study; the Covid-19 Radiography
+# Database's latest release, which the study used, per class). HAM10000 is split by lesion, so its image counts
+# per split are the shares of its 10,015 images only approximately.
+DATASETS = {
+    "crc": (("NCT-CRC-HE-100K", 100_000, (0.8, 0.2, 0.0)), ("CRC-VAL-HE-7K", 7_180, (0.0, 0.0, 1.0))),
+    "covid19": (("COVID", 3_616, (0.8, 0.1, 0.1)), ("Lung_Opacity", 6_012, (0.8, 0.1, 0.1)),
+                ("Normal", 10_192, (0.8, 0.1, 0.1)), ("Viral Pneumonia", 1_345, (0.8, 0.1, 0.1))),
+    "ham10000": (("images", 10_015, (0.6, 0.2, 0.2)),),
+    "breakhis": (("benign", 2_480, (0.58, 0.20, 0.22)), ("malignant", 5_429, (0.63, 0.18, 0.19))),
+}
+MAPS = len(METHODS) + len(CONTROLS)
+"""Maps each AOPC and HAAS chapter scores: the two CAMs and the controls."""
+MODEL_EXPLAINERS = len(METHODS) + 1
+"""Explanations in the Max-Sensitivity chapter that run the model: the CAMs and 1 - HiResCAM (the random,
+centre and edges controls do not)."""
+AOPC_SIDE_SCORINGS = 11
+"""Scorings of one map at the smallest heatmap size in ``notebooks/03_aopc.py`` besides the main grid: MoRF and
+LeRF of both CAMs with uniform noise and with 0 (8), both CAMs with random ties (2) and LeRF HiResCAM (1)."""
+CHAPTERS = ("training", "AOPC, full forward", "AOPC, incremental", "Max-Sensitivity", "HAAS")
+
+
+def split_sizes(dataset: str) -> dict[str, int]:
+    """Images in the training, validation and test splits of ``dataset`` (Table 2 of Lamprou 2023)."""
+    if dataset not in DATASETS:
+        raise ValueError(f"no split sizes for data set {dataset!r}; known: {', '.join(DATASETS)}")
+    shares = zip(*[[count * share for share in fractions] for _, count, fractions in DATASETS[dataset]])
+    return dict(zip(("train", "val", "test"), (round(sum(part)) for part in shares)))
+
+
+def merged(defaults: dict, override: dict) -> dict:
+    """``override`` on top of ``defaults``, nested dicts merged key by key (as the Snakefile merges a run)."""
+    result = dict(defaults)
+    for key, value in override.items():
+        both = isinstance(value, dict) and isinstance(result.get(key), dict)
+        result[key] = merged(result[key], value) if both else value
+    return result
+
+
+def thesis_runs(config: dict) -> list[dict]:
+    """The runs of a configuration with its defaults applied, each repeated ``train_seeds`` times."""
+    runs = []
+    for entry in config["runs"]:
+        run = merged(config["defaults"], entry)
+        runs += [run] * int(run.get("train_seeds", 1))
+    return runs
+
+
+class Costs:
+    """Per-image costs in seconds of one network, read from its entry of a benchmark result file."""
+
+    def __init__(self, entry: dict):
+        self.rows = [r for r in entry["rows"] if r["implementation"] == "camfaith"]
+        passes = {}
+        for bound in entry["bound"]:  # the largest batch of each pass
+            passes[bound["pass"]] = max(passes.get(bound["pass"], (0, 0)), (bound["batch"], bound["images_per_s"]))
+        self.forward = 1 / passes["forward"][1]
+        self.forward_backward = 1 / passes["forward_backward"][1]
+        sensitivity = [r for r in self.rows if r["metric"] == "Max-Sensitivity"]
+        self.explanation = sum(r["ms per image"] / 1e3 / (int(r["passes per image"].split()[0]))
+                               for r in sensitivity) / len(sensitivity)
+        self.haas = next(r["ms per image"] for r in self.rows if r["metric"] == "HAAS") / 1e3
+
+    def aopc(self, regions: int, path: str) -> float:
+        """One map's AOPC per image on ``path``: measured, else the bound's passes over the nearest efficiency."""
+        timed = {int(r["setting"].split("x")[0]): r for r in self.rows if r["metric"] == "AOPC" and r["path"] == path}
+        if not timed:
+            return math.nan
+        if regions in timed:
+            return timed[regions]["ms per image"] / 1e3
+        nearest = min(timed, key=lambda size: abs(size - regions))
+        return (regions * regions + 1) * self.forward / timed[nearest]["efficiency"]
+
+
+def run_seconds(run: dict, costs: Costs) -> dict[str, float]:
+    """Seconds of each chapter of one run (:data:`CHAPTERS`) at the per-image ``costs``."""
+    sizes = split_sizes(run["dataset"])
+    train, aopc, sens, haas = run["train"], run["aopc"], run["max_sensitivity"], run["haas"]
+    seconds = {"training": train["epochs"] * (sizes["train"] * costs.forward_backward + sizes["val"] * costs.forward)
+               + sizes["test"] * costs.forward}
+    regions = [int(r) for r in str(aopc["regions"]).split(",")]
+    for path in ("full forward", "incremental"):
+        per_image = aopc["noise_seeds"] * MAPS * sum(costs.aopc(r, path) for r in regions)
+        per_image += AOPC_SIDE_SCORINGS * costs.aopc(min(regions), path) + costs.explanation
+        seconds[f"AOPC, {path}"] = min(aopc["n_images"], sizes["test"]) * per_image
+    samples = [int(s) for s in str(sens["samples"]).split(",")]
+    explanations = MODEL_EXPLAINERS * (sens["noise_seeds"] * sum(s + 1 for s in samples) + 1)
+    seconds["Max-Sensitivity"] = min(sens["n_images"], sizes["test"]) * explanations * costs.explanation
+    scalings = str(haas["scalings"]).split(",")
+    calls = sum(len(METHODS) if scaling == "signed" else MAPS for scaling in scalings)
+    seconds["HAAS"] = min(haas["n_images"], sizes["test"]) * (costs.haas + (calls - 1) * 2 * costs.forward)
+    return seconds
+
+
+def project(report: dict, config: dict) -> pd.DataFrame:
+    """Seconds of every chapter of every run of ``config`` on the machine of ``report`` (one row per run and
+    chapter; NaN for a network the benchmark did not measure).
+
+    Raises a ``ValueError`` for a result file at another input size than the configuration's.
+    """
+    costs = {entry["arch"]: Costs(entry) for entry in report["archs"]}
+    rows = []
+    for run in thesis_runs(config):
+        if run["input_size"] != report["config"]["input_size"]:
+            raise ValueError(f"the benchmark ran at {report['config']['input_size']} px, the run "
+                             f"{run['dataset']}/{run['arch']} at {run['input_size']} px; benchmark that size")
+        seconds = run_seconds(run, costs[run["arch"]]) if run["arch"] in costs else dict.fromkeys(CHAPTERS, math.nan)
+        rows += [{"dataset": run["dataset"], "arch": run["arch"], "chapter": chapter, "seconds": seconds[chapter]}
+                 for chapter in CHAPTERS]
+    return pd.DataFrame(rows)
+
+
+def totals(projected: pd.DataFrame) -> pd.DataFrame:
+    """Hours per chapter (summed over the runs), and the whole configuration without and with incremental AOPC."""
+    hours = projected.groupby("chapter", sort=False)["seconds"].sum(min_count=len(projected) // len(CHAPTERS)) / 3600
+    others = hours.drop(["AOPC, full forward", "AOPC, incremental"]).sum(min_count=len(CHAPTERS) - 2)
+    hours["all, full forward AOPC"] = others + hours["AOPC, full forward"]
+    hours["all, incremental AOPC"] = others + hours["AOPC, incremental"]
+    return hours.rename("hours").to_frame()
