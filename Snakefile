@@ -184,8 +184,12 @@ rule benchmark:
     input:
         notebook=ROOT / "notebooks/90_benchmark.py",
         results=ROOT / config.get("benchmark", "benchmarks/results/latest-cpu.json"),
+        # the 224 px run and the projected configuration; a GPU run joins when one is committed
+        scale=[ROOT / "benchmarks/results/latest-cpu-224.json", ROOT / "configs/thesis.yaml"]
+              + [path for path in [ROOT / "benchmarks/results/latest-cuda-224.json"] if path.exists()],
     output: f"{NB}/benchmark.ipynb"
-    params: lambda wildcards, input: cli({"results_file": str(input.results)})
+    params: lambda wildcards, input: cli({"results_file": str(input.results), "results_224_file": str(input.scale[0]),
+                                          "thesis_config": str(input.scale[1])})
     threads: RESOURCES["benchmark"]["threads"]
     resources: **scheduled("benchmark")
     shell: "python -m camfaith.pipeline run {input.notebook} {output} {params}"

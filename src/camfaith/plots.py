@@ -41,7 +41,7 @@ def format_table(frame: pd.DataFrame | pd.Series, digits: int = 4, formats: dict
     uuid = hashlib.sha1(frame.to_csv().encode()).hexdigest()[:8]
     styler = Styler(frame, uuid=uuid, cell_ids=False).hide(axis="index").format(precision=digits, na_rep="")
     if formats:
-        styler = styler.format(formats, na_rep="")
+        styler = styler.format(formats, subset=list(formats), na_rep="")  # the other columns keep ``digits``
     return styler.set_table_attributes('class="dataframe"')
 
 
