@@ -180,6 +180,11 @@ rule summary:
     shell: "python -m camfaith.pipeline run {input.notebook} {output} {params}"
 
 
+def benchmark_parameters(input):
+    return cli({"results_file": str(input.results), "results_224_file": str(input.scale[0]),
+                "thesis_config": str(input.scale[1])})
+
+
 rule benchmark:
     input:
         notebook=ROOT / "notebooks/90_benchmark.py",
@@ -188,8 +193,7 @@ rule benchmark:
         scale=[ROOT / "benchmarks/results/latest-cpu-224.json", ROOT / "configs/thesis.yaml"]
               + [path for path in [ROOT / "benchmarks/results/latest-cuda-224.json"] if path.exists()],
     output: f"{NB}/benchmark.ipynb"
-    params: lambda wildcards, input: cli({"results_file": str(input.results), "results_224_file": str(input.scale[0]),
-                                          "thesis_config": str(input.scale[1])})
+    params: lambda wildcards, input: benchmark_parameters(input)
     threads: RESOURCES["benchmark"]["threads"]
     resources: **scheduled("benchmark")
     shell: "python -m camfaith.pipeline run {input.notebook} {output} {params}"

@@ -22,7 +22,7 @@
 # %% tags=["parameters", "remove-cell"]
 results_file = "benchmarks/results/classroom-cpu.json"  # written by `python benchmarks/classroom.py`
 
-# %%
+# %% tags=["hide-input"]
 import json
 from pathlib import Path
 
@@ -56,7 +56,8 @@ print(f"{timings['config']} on {machine['cores']} cores ({machine['platform']}),
 # %%
 steps = pd.DataFrame(timings["report"])
 glue("classroom_report_min", float(steps["wall_s"].sum() / 60), display=False)
-steps.set_index("step").rename(columns={"wall_s": "wall (s)", "cpu_s": "CPU (s)"}).round(1)
+COLUMNS = {"wall_s": "wall (s)", "cpu_s": "CPU (s)", "in_report_s": "in the report (s)"}
+steps.set_index("step")[["command", "wall_s", "cpu_s"]].rename(columns=COLUMNS).round(1)
 
 # %% [markdown]
 # ## Each chapter on its own
@@ -78,5 +79,4 @@ for row in chapters.itertuples():
 slowest = chapters.loc[chapters["wall_s"].idxmax()]
 glue("classroom_slowest_s", float(slowest["wall_s"]), display=False)
 glue("classroom_slowest", str(slowest["title"]), display=False)
-chapters.set_index("title").drop(columns="chapter").rename(columns={"wall_s": "wall (s)", "cpu_s": "CPU (s)",
-                                               "in_report_s": "in the report (s)"}).round(1)
+chapters.set_index("title")[["notebook", "wall_s", "cpu_s", "in_report_s"]].rename(columns=COLUMNS).round(1)
