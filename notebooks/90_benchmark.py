@@ -48,6 +48,7 @@ from camfaith.plots import format_table
 
 ROOT = Path(camfaith.__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmark's own helpers: its AOPC table and the projection
+from crossover import replan
 from projection import CHAPTERS, project, totals
 from report import aopc_paths
 
@@ -169,7 +170,8 @@ report_224, report_gpu = load(results_224_file), load(gpu_results_file)
 if report_224 is None:
     raise FileNotFoundError(f"no 224 px benchmark results at {results_224_file}: run "
                             "`python benchmarks/run.py --setting full224 --threads 1` first")
-measured = [r for r in (report, report_224, report_gpu) if r is not None]
+# The timings as measured; the path "auto" takes and its estimate from today's cost model.
+measured = [replan(r) for r in (report, report_224, report_gpu) if r is not None]
 paths = pd.concat([pd.DataFrame(aopc_paths(arch)).assign(input=f"{r['config']['input_size']} px, "
                                                                 f"{r['machine']['device']}")
                    for r in measured for arch in r["archs"]], ignore_index=True)

@@ -19,6 +19,7 @@ BENCHMARKS = ROOT / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))  # the benchmark is a folder of scripts that import each other
 
 import crossover  # noqa: E402
+import fit_costs  # noqa: E402
 import harness  # noqa: E402
 import measure  # noqa: E402
 import projection  # noqa: E402
@@ -26,7 +27,8 @@ import report  # noqa: E402
 import run  # noqa: E402
 import targets  # noqa: E402
 
-from camfaith.metrics.incremental import IncrementalPlan  # noqa: E402
+from camfaith import build_model  # noqa: E402
+from camfaith.metrics.incremental import AUTO_MIN_SPEEDUP, IncrementalPlan, incremental_plan  # noqa: E402
 
 
 def load(name: str) -> dict:
@@ -66,6 +68,32 @@ def test_committed_results_time_both_aopc_paths_and_agree(committed):
         assert {(c["input_size"], c["regions"]) for c in arch["crossover"]} == {
             (size, regions) for size in result["config"]["crossover"]["sizes"]
             for regions in result["config"]["crossover"]["regions"]}
+
+
+def test_replan_keeps_the_timings_and_takes_todays_estimates(committed):
+    _, result = committed
+    replanned = crossover.replan(result)
+    config = result["config"]
+    for before, after in zip(result["archs"], replanned["archs"]):
+        assert after["rows"] == before["rows"]
+        measured = [[c["measured_speedup"] for c in entry["crossover"]] for entry in (before, after)]
+        assert measured[0] == measured[1]
+        model, _ = build_model(before["arch"], 7, input_size=config["input_size"], small_input=config["small_input"],
+                               variant=config["variant"])
+        for auto in after["aopc_auto"]:
+            plan = incremental_plan(model, config["input_size"], auto["regions"],
+                                    batch=min(config["images"], config["chunks"]["aopc"]))
+            assert auto["estimated_speedup"] == plan.speedup
+            assert auto["auto"] == crossover.PATH_NAMES[plan.incremental]
+
+
+def test_the_cost_model_no_longer_takes_a_measured_loss():
+    """Every measured cell where incremental AOPC was slower than the bound: "auto" now takes the full path."""
+    cells = fit_costs.measured_cells()
+    speedups = fit_costs.estimates(cells, fit_costs.geometry(cells))
+    assert fit_costs.log_error(cells, speedups) < 0.2
+    losses = [s for cell, s in zip(cells, speedups) if cell["measured"] < 1]
+    assert losses and max(losses) < AUTO_MIN_SPEEDUP
 
 
 def test_timed_interleaves_and_keeps_results():

@@ -63,18 +63,23 @@ AUTO_DEVICES = ("cpu",)
 faster in every case measured: the windows are many small kernels, each bound by its launch."""
 WINDOW_FACTOR = 1.0
 """Cost of a multiply-add in a window relative to one in a full forward pass."""
-SMALL_WINDOW = 32.0
+SMALL_WINDOW = 8.0
 """Small windows run less efficiently: a window's multiply-adds cost ``WINDOW_FACTOR + SMALL_WINDOW / P`` each,
 with ``P`` its output positions over the batch (``batch * height * width``)."""
-MOVE_COST = 4.0
+MOVE_COST = 16.0
 """Cost, in multiply-adds, of gathering or scattering one cached value."""
-FULL_MOVE_COST = 128.0
+FULL_MOVE_COST = 32.0
 """Cost, in multiply-adds, of reading or writing one value in a full forward pass (a batch of large activations
 leaves the caches: the element-wise layers are bound by memory)."""
-NODE_OVERHEAD = 1.6e7
-"""Fixed cost, in multiply-adds, of recomputing one node's window for a batch of images (dispatch, indexing).
-The cost constants were fitted to single-thread CPU timings of both paths (VGG11/19, ResNet18/50; 32 to 224 px;
-4 to 14 cells per side)."""
+NODE_OVERHEAD = 4e6
+"""Fixed cost, in multiply-adds, of recomputing one node's window for a batch of images (dispatch, indexing)."""
+ELEMENTWISE_OVERHEAD = 2.0
+"""Each element-wise module (BatchNorm, ReLU) and residual addition of a node runs as its own small kernels on
+the window and adds this many times :data:`NODE_OVERHEAD`. Without it, the estimates for ResNets, whose nodes
+carry three such steps against VGG's one, were up to 1.6 times too high. The cost constants were fitted to the
+single-thread CPU timings of both paths in ``benchmarks/results`` (VGG11/19, ResNet18/34/50; 64 to 224 px; 4 to
+14 cells per side) by ``benchmarks/fit_costs.py``: the root mean square of log(estimated / measured speed-up)
+is 0.16 (0.33 without the element-wise term)."""
 CACHE_BYTES = 2**30
 """Memory for cached activations: images are processed in groups that fit (at least one image at a time)."""
 
@@ -136,7 +141,8 @@ def _node_costs(node: Node, window: Window, shapes, index: int, batch: int) -> t
         return full, 0.0
     moved = c_in * window.crop[0] * window.crop[1] + outputs * (2 + (node.residual is not None))
     efficiency = WINDOW_FACTOR + SMALL_WINDOW / (batch * window.height * window.width)
-    return full, efficiency * outputs * per_output + MOVE_COST * moved + NODE_OVERHEAD / batch
+    overhead = NODE_OVERHEAD * (1 + ELEMENTWISE_OVERHEAD * elementwise) / batch
+    return full, efficiency * outputs * per_output + MOVE_COST * moved + overhead
 
 
 def _cut(graph, windows, shapes, steps: int, batch: int) -> tuple[int, float, float]:
