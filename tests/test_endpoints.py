@@ -58,6 +58,10 @@ def test_haas_compares_the_correctness_of_ha_predictions():
     compare = comparer(pd.DataFrame(rows), "haas", n_resamples=500)
     assert compare("gradcam", "hirescam")["better"] == "second"
     assert discriminates(discrimination(compare)) == "yes"
+    # a network that gets no image right: HAAS is undefined, and neither a verdict nor discrimination rests on it
+    wrong = comparer(pd.DataFrame(rows).assign(prediction=0), "haas", n_resamples=500)
+    assert wrong("gradcam", "hirescam")["better"] == "neither"
+    assert discriminates(discrimination(wrong)) == "no"
 
 
 def test_the_summary_reports_a_verdict_only_where_the_metric_discriminates(tmp_path):

@@ -1,5 +1,7 @@
 """Paired statistics: analytic cases."""
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -61,8 +63,9 @@ def test_haas_comparison_counts_and_direction():
     result = haas_comparison(labels, first, second, predictions)
     assert result["mean_first"] == pytest.approx(1.0) and result["mean_second"] == pytest.approx(2.0)
     assert result["better"] == "second" and result["p_value"] < 1e-4
-    with pytest.raises(ValueError, match="none of these images"):
-        haas_comparison(labels, first, second, np.ones(40, dtype=int))
+    undefined = haas_comparison(labels, first, second, np.ones(40, dtype=int))  # no image right: eq. 10 is 0/0
+    assert undefined["better"] == "neither" and undefined["n"] == 40
+    assert all(math.isnan(undefined[key]) for key in ("mean_first", "mean_difference", "low", "high", "p_value"))
 
 
 # --- clustered images: the cluster bootstrap resamples whole groups -------------------------------

@@ -18,6 +18,8 @@ sets, :func:`pooled_effect` pools one estimate per data set by a random-effects 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -180,13 +182,18 @@ def haas_comparison(labels, ha_first, ha_second, predictions, confidence: float 
     image); each resample's HAAS is the ratio of accuracies over all the images it drew. The paired
     test is McNemar's exact test on the images whose HA prediction is right for one method and wrong
     for the other; it treats images as independent, so with groups read the interval, not the p-value.
+
+    When the model gets none of the images right, HAAS is undefined (eq. 10 divides by zero): the
+    means, the interval and the p-value are NaN and ``better`` is ``"neither"``, so no verdict and no
+    discrimination rest on it.
     """
     labels, predictions = np.asarray(labels), np.asarray(predictions)
     first_right, second_right = np.asarray(ha_first) == labels, np.asarray(ha_second) == labels
     right = predictions == labels
-    if not right.any():
-        raise ValueError("HAAS is undefined: the model gets none of these images right")
     codes = group_codes(groups, labels.size)
+    if not right.any():
+        undefined = dict.fromkeys(("mean_first", "mean_second", "mean_difference", "low", "high", "p_value"), math.nan)
+        return {"n": int(labels.size), **undefined, "better": "neither"} | _design(codes, labels.size)
     accuracy, first_accuracy, second_accuracy = resampled_means([right, first_right, second_right], codes,
                                                                 n_resamples, seed)
     valid = accuracy > 0
