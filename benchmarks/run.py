@@ -73,7 +73,8 @@ def parser() -> argparse.ArgumentParser:
                          help="default auto: CUDA when available")
     options.add_argument("--setting", choices=tuple(SETTINGS),
                          help="the defaults of the options below: quick (64 px; the CPU's default), full224 (VGG19, "
-                              "ResNet50 and ResNet34 at 224 px, sized for one CPU thread) or full (the GPU's default)")
+                              "ResNet50 at 224 px, sized for one CPU thread; add resnet34 with --archs) or full "
+                              "(the GPU's default)")
     options.add_argument("--archs", help="comma-separated architectures; default the setting's")
     options.add_argument("--input-size", type=int, help="pixels; default the setting's (64 quick, 224 full)")
     options.add_argument("--small-input", action=argparse.BooleanOptionalAction,

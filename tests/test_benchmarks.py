@@ -129,7 +129,7 @@ def test_cli_defaults_and_bad_values():
 
 def test_the_224_setting_is_the_original_studys_scale_and_options_override_it():
     device, config = configured("--setting", "full224")
-    assert config["archs"] == ["vgg19", "resnet50", "resnet34"] and config["variant"] == "thesis"
+    assert config["archs"] == ["vgg19", "resnet50"] and config["variant"] == "thesis"
     assert config["input_size"] == 224 and config["images"] == 2 and config["regions"] == (4, 8, 11, 14)
     assert sorted(samples for _, samples in config["sensitivity"]) == [20, 40]
     assert run.label(device, config) == "cpu-224"
