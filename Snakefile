@@ -102,7 +102,8 @@ def check_data():
                  + "\n\n".join(messages))
 
 
-check_data()
+if workflow.is_main_process:  # once, not again in every job a cluster executor starts
+    check_data()
 
 
 def cli(parameters):
