@@ -52,6 +52,7 @@ from camfaith.summary import (
     discriminating_runs,
     forest_table,
     haas_extremes,
+    localisation_answer,
     published_directions,
     reference_table,
     replicate_agreement,
@@ -64,6 +65,7 @@ from camfaith.summary import (
 summary = collect(results_dir, parse_list(runs, str), n_resamples, seed, primary)
 display(Markdown(answer(summary.verdicts)))
 glue("summary_answer", answer(summary.verdicts), display=False)
+glue("summary_localisation", localisation_answer(summary.verdicts), display=False)
 fig = forest_plot(forest_table(summary.verdicts))
 glue("summary_forest_fig", fig, display=False)
 plt.close(fig)

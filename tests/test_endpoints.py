@@ -123,3 +123,16 @@ def test_primary_endpoints_are_declared_and_can_be_overridden():
         primary_settings("accuracy.top=1")
     with pytest.raises(ValueError, match="metric.column=value"):
         primary_settings("haas=unit")
+
+
+def test_the_localisation_answer_sets_relevance_mass_beside_aopc():
+    from camfaith.summary import localisation_answer
+
+    verdicts = pd.DataFrame({"run": ["ham", "ham", "shape", "shape", "covid"],
+                             "metric": ["AOPC", "Relevance mass", "AOPC", "Relevance mass", "AOPC"],
+                             "verdict": ["HiResCAM", "HiResCAM", "neither", "Grad-CAM", "HiResCAM"]})
+    text = localisation_answer(verdicts)
+    assert "measured on 2 run(s)" in text and "favours HiResCAM on ham" in text and "favours Grad-CAM on shape" in text
+    assert "same map as AOPC on ham:" in text
+    assert "No run" in localisation_answer(verdicts[verdicts["metric"] == "AOPC"])
+    assert "On no run" in localisation_answer(verdicts.drop(index=0))

@@ -266,6 +266,24 @@ def forest_table(verdicts: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def localisation_answer(verdicts: pd.DataFrame) -> str:
+    """A paragraph on whether the faithful map is also the one that lands on the object or lesion: the
+    relevance-mass verdict of every run with masks, set beside its AOPC verdict."""
+    located = verdicts[verdicts["metric"] == METRICS["relevance_mass"]] if len(verdicts) else verdicts
+    if located.empty:
+        return "No run of this configuration has object or lesion masks, so none measures localisation."
+    aopc = verdicts[verdicts["metric"] == METRICS["aopc"]].set_index("run")["verdict"]
+    groups = located.groupby("verdict", sort=False)["run"].apply(list)
+    parts = [f"{verdict if verdict in (NOT_INTERPRETABLE, UNSTABLE) else 'favours ' + verdict} on "
+             f"{', '.join(runs)}" for verdict, runs in groups.items()]
+    same = [run for run, verdict in zip(located["run"], located["verdict"])
+            if verdict in ("HiResCAM", "Grad-CAM") and aopc.get(run) == verdict]
+    agreement = (f"It names the same map as AOPC on {', '.join(same)}: there the map that orders the evidence best "
+                 "also lands on the object." if same else "On no run does it name a map that AOPC also favours.")
+    return (f"Relevance mass (the share of a map's mass inside the object or lesion mask) was measured on "
+            f"{len(located)} run(s) with masks; its verdict " + "; ".join(parts) + ". " + agreement)
+
+
 def answer(verdicts: pd.DataFrame) -> str:
     """A paragraph that answers the report's question from the verdicts of a configuration."""
     counts, able = verdict_counts(verdicts), discriminating_runs(verdicts)
