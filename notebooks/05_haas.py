@@ -144,5 +144,6 @@ format_table(scores.rename(columns=METHOD_LABELS))
 right = per_image.groupby("id")[["prediction", "label"]].first()
 assert accuracy == float((right["prediction"] == right["label"]).mean()), "accuracy on the original images"
 achieved = torch.tensor(scores.to_numpy(dtype=float))
-assert bool((achieved[~achieved.isnan()] <= ceiling + 1e-12).all()), "no HAAS exceeds the ceiling"
+# HAAS is computed in float32: a HAAS at the ceiling may exceed it by float32 rounding
+assert bool((achieved[~achieved.isnan()] <= ceiling * (1 + 1e-6)).all()), "no HAAS exceeds the ceiling"
 assert ceiling == float("inf") if accuracy == 0 else abs(ceiling * accuracy - 1) < 1e-12, "1 / accuracy"
