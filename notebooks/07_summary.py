@@ -65,7 +65,7 @@ from camfaith.summary import (
 summary = collect(results_dir, parse_list(runs, str), n_resamples, seed, primary)
 display(Markdown(answer(summary.verdicts)))
 glue("summary_answer", answer(summary.verdicts), display=False)
-glue("summary_localisation", localisation_answer(summary.verdicts), display=False)
+glue("summary_localisation", localisation_answer(summary.verdicts, summary.controls), display=False)
 fig = forest_plot(forest_table(summary.verdicts))
 glue("summary_forest_fig", fig, display=False)
 plt.close(fig)

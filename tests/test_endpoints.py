@@ -130,9 +130,14 @@ def test_the_localisation_answer_sets_relevance_mass_beside_aopc():
 
     verdicts = pd.DataFrame({"run": ["ham", "ham", "shape", "shape", "covid"],
                              "metric": ["AOPC", "Relevance mass", "AOPC", "Relevance mass", "AOPC"],
-                             "verdict": ["HiResCAM", "HiResCAM", "neither", "Grad-CAM", "HiResCAM"]})
-    text = localisation_answer(verdicts)
-    assert "measured on 2 run(s)" in text and "favours HiResCAM on ham" in text and "favours Grad-CAM on shape" in text
+                             "verdict": ["HiResCAM", "HiResCAM", "neither", "not interpretable", "HiResCAM"]})
+    controls = pd.DataFrame({"run": ["ham"] * 4 + ["shape"] * 4, "metric": "Relevance mass",
+                             "map": ["gradcam", "gradcam", "hirescam", "hirescam"] * 2,
+                             "control": ["random", "inverted"] * 4,
+                             "beats": [True, False, True, True, False, False, True, True]})
+    text = localisation_answer(verdicts, controls)
+    assert "measured on 2 run(s)" in text and "for Grad-CAM on 0 and for HiResCAM on 2" in text
+    assert "favours HiResCAM on ham" in text and "is not interpretable on shape" in text
     assert "same map as AOPC on ham:" in text
-    assert "No run" in localisation_answer(verdicts[verdicts["metric"] == "AOPC"])
-    assert "On no run" in localisation_answer(verdicts.drop(index=0))
+    assert "No run" in localisation_answer(verdicts[verdicts["metric"] == "AOPC"], controls)
+    assert "On no run" in localisation_answer(verdicts.drop(index=0), controls.iloc[:0])

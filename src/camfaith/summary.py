@@ -266,22 +266,30 @@ def forest_table(verdicts: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def localisation_answer(verdicts: pd.DataFrame) -> str:
-    """A paragraph on whether the faithful map is also the one that lands on the object or lesion: the
-    relevance-mass verdict of every run with masks, set beside its AOPC verdict."""
-    located = verdicts[verdicts["metric"] == METRICS["relevance_mass"]] if len(verdicts) else verdicts
+def localisation_answer(verdicts: pd.DataFrame, controls: pd.DataFrame) -> str:
+    """A paragraph on whether the faithful map is also the one that lands on the object or lesion: per CAM,
+    on how many runs with masks it beats the null controls on relevance mass, then the relevance-mass
+    verdict of every such run beside its AOPC verdict."""
+    metric = METRICS["relevance_mass"]
+    located = verdicts[verdicts["metric"] == metric] if len(verdicts) else verdicts
     if located.empty:
         return "No run of this configuration has object or lesion masks, so none measures localisation."
-    aopc = verdicts[verdicts["metric"] == METRICS["aopc"]].set_index("run")["verdict"]
+    text = (f"Relevance mass (the share of a map's mass inside the object or lesion mask) was measured on "
+            f"{len(located)} run(s) with masks.")
+    if len(controls):
+        beats = controls[controls["metric"] == metric].groupby(["map", "run"])["beats"].all().groupby("map").sum()
+        names = {"gradcam": SIDES["first"], "hirescam": SIDES["second"]}
+        text += (" More of the map's mass than of a random map's and of the inverted map's lies inside the mask for "
+                 + " and for ".join(f"{names.get(cam, cam)} on {int(n)}" for cam, n in beats.items()) + ".")
+    wording = {NOT_INTERPRETABLE: "is not interpretable", UNSTABLE: "is unstable"}
     groups = located.groupby("verdict", sort=False)["run"].apply(list)
-    parts = [f"{verdict if verdict in (NOT_INTERPRETABLE, UNSTABLE) else 'favours ' + verdict} on "
-             f"{', '.join(runs)}" for verdict, runs in groups.items()]
+    text += " The verdict between the two " + "; ".join(
+        f"{wording.get(verdict, 'favours ' + verdict)} on {', '.join(runs)}" for verdict, runs in groups.items()) + "."
+    aopc = verdicts[verdicts["metric"] == METRICS["aopc"]].set_index("run")["verdict"]
     same = [run for run, verdict in zip(located["run"], located["verdict"])
             if verdict in ("HiResCAM", "Grad-CAM") and aopc.get(run) == verdict]
-    agreement = (f"It names the same map as AOPC on {', '.join(same)}: there the map that orders the evidence best "
-                 "also lands on the object." if same else "On no run does it name a map that AOPC also favours.")
-    return (f"Relevance mass (the share of a map's mass inside the object or lesion mask) was measured on "
-            f"{len(located)} run(s) with masks; its verdict " + "; ".join(parts) + ". " + agreement)
+    return text + (f" It names the same map as AOPC on {', '.join(same)}: there the map that orders the evidence best "
+                   "also lands on the object." if same else " On no run does it name a map that AOPC also favours.")
 
 
 def answer(verdicts: pd.DataFrame) -> str:
