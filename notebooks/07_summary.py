@@ -23,7 +23,8 @@
 # :name: fig-summary-forest
 #
 # Each run's HiResCAM minus Grad-CAM on the primary endpoint of each metric, with its 95% interval; the
-# pooled estimate across runs (random effects); and, as hollow markers, the same difference of two
+# pooled estimate across data sets and networks (random effects; the replicates of one network, trained
+# with other seeds on the same images, count once); and, as hollow markers, the same difference of two
 # means for each model of Table 10 of the original study (Max-Sensitivity values there come from
 # 224 px maps and are larger in scale; compare signs).
 # ```

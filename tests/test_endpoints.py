@@ -141,3 +141,21 @@ def test_the_localisation_answer_sets_relevance_mass_beside_aopc():
     assert "same map as AOPC on ham:" in text
     assert "No run" in localisation_answer(verdicts[verdicts["metric"] == "AOPC"], controls)
     assert "On no run" in localisation_answer(verdicts.drop(index=0), controls.iloc[:0])
+
+
+def test_the_pooled_estimate_counts_the_replicates_of_one_network_once():
+    from camfaith.stats import interval_standard_error, pooled_effect
+    from camfaith.summary import forest_table
+
+    def row(run, of, difference, low, high):
+        return {"run": run, "replicate of": of, "metric": "AOPC", "HiResCAM - Grad-CAM": difference,
+                "low": low, "high": high}
+
+    single = [row("a", "a", 0.10, 0.05, 0.15), row("b", "b", 0.30, 0.20, 0.40)]
+    replicated = single + [row("a_t2", "a", 0.12, 0.06, 0.18), row("a_t3", "a", 0.08, 0.02, 0.14)]
+    pooled = forest_table(pd.DataFrame(replicated)).query("source == 'pooled'").iloc[0]
+    errors = interval_standard_error([0.05, 0.06, 0.02], [0.15, 0.18, 0.14])
+    expected = pooled_effect([0.10, 0.30], [errors.mean(), interval_standard_error(0.20, 0.40)])
+    assert pooled["difference"] == pytest.approx(expected["mean"])
+    assert (pooled["low"], pooled["high"]) == pytest.approx((expected["low"], expected["high"]))
+    assert len(forest_table(pd.DataFrame(replicated)).query("source == 'ours'")) == 4  # every replicate is drawn

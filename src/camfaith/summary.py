@@ -248,14 +248,19 @@ def forest_table(verdicts: pd.DataFrame) -> pd.DataFrame:
 
     Columns ``metric, label, difference, low, high, source`` (``ours``, ``pooled``, ``Lamprou (2023)``).
     Runs whose interval has no width (no spread at all) cannot be weighted and are left out of the pooling.
+    Replicates (networks trained with other seeds on the same data and test images) are one study, not
+    several: the pooling takes their mean difference and the mean of their standard errors, as if the
+    replicates were perfectly correlated, which never narrows the pooled interval.
     """
     rows = [{"metric": v["metric"], "label": v["run"], "difference": v["HiResCAM - Grad-CAM"], "low": v["low"],
              "high": v["high"], "source": "ours"} for v in verdicts.to_dict("records")]
     for metric, group in verdicts.groupby("metric", sort=False):
-        errors = interval_standard_error(group["low"], group["high"])
-        group, errors = group[errors > 0], errors[errors > 0]  # a run without spread (e.g. all HAAS ties) has no weight
-        if len(group) > 1:
-            pooled = pooled_effect(group["HiResCAM - Grad-CAM"], errors)
+        errors = pd.Series(interval_standard_error(group["low"], group["high"]), index=group.index)
+        keep = errors > 0  # a run without spread (e.g. all HAAS ties) has no weight
+        studies = pd.DataFrame({"difference": group.loc[keep, "HiResCAM - Grad-CAM"], "error": errors[keep]}
+                               ).groupby(group.loc[keep, "replicate of"].to_numpy()).mean()
+        if len(studies) > 1:
+            pooled = pooled_effect(studies["difference"], studies["error"])
             rows.append({"metric": metric, "label": "pooled", "difference": pooled["mean"], "low": pooled["low"],
                          "high": pooled["high"], "source": "pooled"})
     published = reference_table("table10_summary")
