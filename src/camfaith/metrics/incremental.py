@@ -76,10 +76,10 @@ NODE_OVERHEAD = 4e6
 ELEMENTWISE_OVERHEAD = 2.0
 """Each element-wise module (BatchNorm, ReLU) and residual addition of a node runs as its own small kernels on
 the window and adds this many times :data:`NODE_OVERHEAD`. Without it, the estimates for ResNets, whose nodes
-carry three such steps against VGG's one, were up to 1.6 times too high. The cost constants were fitted to the
+carry three such steps against VGG's one, reached twice the measured speed-ups. The cost constants were fitted to the
 single-thread CPU timings of both paths in ``benchmarks/results`` (VGG11/19, ResNet18/34/50; 64 to 224 px; 4 to
 14 cells per side) by ``benchmarks/fit_costs.py``: the root mean square of log(estimated / measured speed-up)
-is 0.16 (0.33 without the element-wise term)."""
+is 0.16 (0.33 with the earlier constants, which had no element-wise term)."""
 CACHE_BYTES = 2**30
 """Memory for cached activations: images are processed in groups that fit (at least one image at a time)."""
 
