@@ -152,22 +152,19 @@ def aopc_paths(entry: dict) -> list[dict]:
 
 def path_tables(archs: list[dict]) -> list[str]:
     """AOPC's paths, and the crossover table, when the run has them."""
-    paths = [entry for a in archs for entry in aopc_paths(a)]
-    crossover = [entry for a in archs for entry in a.get("crossover", [])]
-    parts = []
-    if paths:
-        parts += ["", "## AOPC: incremental against full forward", "",
-                  "Time per image on each path; the incremental path's speed-up over the bound (the full forward "
-                  "passes), over the full path as timed, and over Quantus RegionPerturbation (timed interleaved "
-                  "with both paths at the compared size); auto: the path incremental='auto' takes.", "",
-                  markdown_table(paths, PATH_COLUMNS, {"incremental ms": 1, "full forward ms": 1, "Quantus ms": 1})]
-    if crossover:
-        parts += ["", "## Crossover: where incremental AOPC pays off", "",
-                  "Per input size and heatmap size: the path auto takes and the speed-up incremental_plan estimates, "
-                  "and the speed-up measured from short runs (L forward passes per image against a seeding pass "
-                  "plus L incremental steps).", "",
-                  markdown_table(crossover, CROSSOVER_COLUMNS, {"forward_ms": 1, "seeding_ms": 1, "step_ms": 1})]
-    return parts
+    sections = (
+        ([entry for a in archs for entry in aopc_paths(a)], "## AOPC: incremental against full forward",
+         "Time per image on each path; the incremental path's speed-up over the bound (the full forward passes), "
+         "over the full path as timed, and over Quantus RegionPerturbation (timed interleaved with both paths at the "
+         "compared size); auto: the path incremental='auto' takes.",
+         PATH_COLUMNS, {"incremental ms": 1, "full forward ms": 1, "Quantus ms": 1}),
+        ([entry for a in archs for entry in a.get("crossover", [])], "## Crossover: where incremental AOPC pays off",
+         "Per input size and heatmap size: the path auto takes and the speed-up incremental_plan estimates, and the "
+         "speed-up measured from short runs (L forward passes per image against a seeding pass plus L incremental "
+         "steps).",
+         CROSSOVER_COLUMNS, {"forward_ms": 1, "seeding_ms": 1, "step_ms": 1}))
+    return [part for rows, title, text, columns, digits in sections if rows
+            for part in ("", title, "", text, "", markdown_table(rows, columns, digits))]
 
 
 def timing_tables(archs: list[dict]) -> list[str]:
