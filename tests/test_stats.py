@@ -12,8 +12,10 @@ from camfaith.stats import (
     haas_comparison,
     holm,
     interval_standard_error,
+    normalised_score,
     paired_comparison,
     pooled_effect,
+    sign_flip_test,
 )
 
 
@@ -37,7 +39,8 @@ def test_direction_decides_which_method_is_better():
     assert paired_comparison(first, second, higher_is_better=False)["better"] == "first"
     result = paired_comparison(first, first, higher_is_better=True)
     assert result["better"] == "neither" and np.isnan(result["p_value"])
-    assert paired_comparison(first, second, True)["p_value"] < 1e-5
+    # every one of the 30 differences is positive: no random sign pattern of the 9999 reaches the observed sum
+    assert paired_comparison(first, second, True)["p_value"] == pytest.approx(1 / 10_000)
 
 
 def test_compare_methods_pairs_by_image():
@@ -49,7 +52,10 @@ def test_compare_methods_pairs_by_image():
     })
     result = compare_methods(frame, "aopc", ["regions"], higher_is_better=True)
     assert result.loc[0, "mean_difference"] == pytest.approx(0.1)
-    assert result.loc[0, "n"] == 3 and result.loc[0, "better"] in ("hirescam", "neither")
+    # every difference is 0.1: the interval is [0.1, 0.1], and with 3 images the exact test has 2 / 8
+    assert result.loc[0, "n"] == 3 and result.loc[0, "better"] == "hirescam"
+    assert (result.loc[0, "low"], result.loc[0, "high"]) == pytest.approx((0.1, 0.1))
+    assert result.loc[0, "p_value"] == pytest.approx(2 / 8)
     assert result.loc[0, "mean_gradcam"] == pytest.approx(0.2)
     with pytest.raises(ValueError, match="same shape"):
         paired_comparison([1, 2], [1, 2, 3], True)
@@ -62,7 +68,8 @@ def test_haas_comparison_counts_and_direction():
     second = np.zeros(40, dtype=int)  # HA fixes every error: HAAS 2
     result = haas_comparison(labels, first, second, predictions)
     assert result["mean_first"] == pytest.approx(1.0) and result["mean_second"] == pytest.approx(2.0)
-    assert result["better"] == "second" and result["p_value"] < 1e-4
+    # 20 images right only with the second map, none only with the first: the smallest Monte Carlo p-value
+    assert result["better"] == "second" and result["p_value"] == pytest.approx(1 / 10_000)
     undefined = haas_comparison(labels, first, second, np.ones(40, dtype=int))  # no image right: eq. 10 is 0/0
     assert undefined["better"] == "neither" and undefined["n"] == 40
     assert all(math.isnan(undefined[key]) for key in ("mean_first", "mean_difference", "low", "high", "p_value"))
@@ -108,12 +115,12 @@ def test_cluster_bootstrap_with_one_image_per_group_is_the_image_bootstrap():
     assert groups == images
 
 
-def test_without_groups_the_draws_are_the_plain_image_bootstrap():
-    values = np.random.default_rng(2).normal(size=30)
-    draws = np.random.default_rng(7).integers(0, 30, size=(500, 30))
-    means = values[draws].mean(axis=1)
-    expected = (values.mean(), np.quantile(means, 0.05), np.quantile(means, 0.95))
-    assert bootstrap_mean_interval(values, 0.9, 500, seed=7) == expected
+def test_the_bca_interval_corrects_a_skewed_statistic_and_keeps_its_coverage():
+    """Means of 25 exponential values: the percentile interval misses high too often, BCa much less."""
+    rng = np.random.default_rng(2)
+    covered = [low <= 1.0 <= high for low, high in
+               (bootstrap_mean_interval(rng.exponential(1.0, 25), 0.9, 1000, seed=k)[1:] for k in range(300))]
+    assert 0.84 <= np.mean(covered) <= 0.95  # nominal 0.9
 
 
 def test_missing_scores_drop_their_images_and_empty_groups():
@@ -185,7 +192,8 @@ def test_holm_matches_the_hand_computed_step_down():
 def test_pooled_effect_of_identical_studies_is_their_common_value():
     errors = np.array([0.1, 0.2, 0.1, 0.3])
     result = pooled_effect([0.3] * 4, errors)
-    half_width = 1.959964 / np.sqrt((1 / errors**2).sum())  # the fixed-effect interval
+    # the modified Hartung-Knapp interval never falls below the inverse total weight: t(3) times its root
+    half_width = 3.182446 / np.sqrt((1 / errors**2).sum())
     assert result["mean"] == pytest.approx(0.3) and result["tau2"] == 0 and result["n"] == 4
     assert (result["low"], result["high"]) == pytest.approx((0.3 - half_width, 0.3 + half_width))
 
@@ -198,13 +206,66 @@ def test_pooled_effect_of_disagreeing_studies_widens_by_tau2():
     assert result["mean"] == pytest.approx(1.5)
     fixed_half_width = 1.96 * np.sqrt(1 / 400)
     assert result["high"] - result["low"] > 10 * 2 * fixed_half_width
-    assert result["high"] - result["low"] == pytest.approx(2 * 1.959964 * np.sqrt((0.01 + result["tau2"]) / 4))
+    # equal weights w = 1 / (0.01 + tau2): the Hartung-Knapp variance sum((y - 1.5)^2) / (3 * 4) = 5 / 12, at
+    # least 1 / sum(w); a t interval with 3 degrees of freedom, and a prediction interval with 2
+    variance = max(5 / 12, (0.01 + result["tau2"]) / 4)
+    assert result["high"] - result["low"] == pytest.approx(2 * 3.182446 * np.sqrt(variance))
+    assert result["pred_high"] - result["pred_low"] == pytest.approx(
+        2 * 4.302653 * np.sqrt(result["tau2"] + (0.01 + result["tau2"]) / 4))
     with pytest.raises(ValueError, match="at least two studies"):
         pooled_effect([1.0, np.nan], [0.1, 0.1])
-    with pytest.raises(ValueError, match="must be positive"):
-        pooled_effect([1.0, 2.0], [0.1, 0.0])
+    # a study without spread counts like the most precise of the others instead of taking all the weight
+    kept = pooled_effect([1.0, 2.0, 3.0], [0.1, 0.0, 0.2])
+    assert kept["n"] == 3 and kept == pooled_effect([1.0, 2.0, 3.0], [0.1, 0.1, 0.2])
+    with pytest.raises(ValueError, match="no spread"):
+        pooled_effect([1.0, 2.0], [0.0, 0.0])
 
 
 def test_interval_standard_error_inverts_a_normal_interval():
     assert interval_standard_error(-1.96, 1.96) == pytest.approx(1.0, rel=1e-4)
     np.testing.assert_allclose(interval_standard_error([0.0, 1.0], [0.392, 1.196]), [0.1, 0.05], rtol=1e-4)
+
+
+# --- the cluster-level permutation test ---------------------------------------------------------------
+
+
+def clustered_null(rng, n_groups: int):
+    """Paired differences with a strong group effect and mean zero: groups of 1 to 12 images."""
+    sizes = rng.integers(1, 13, n_groups)
+    groups = np.repeat(np.arange(n_groups), sizes)
+    return rng.normal(0, 1, n_groups)[groups] + rng.normal(0, 0.3, groups.size), groups
+
+
+@pytest.mark.parametrize("n_groups", [12, 40])
+def test_the_sign_flip_test_keeps_its_level_on_clustered_null_data(n_groups):
+    """400 null data sets at alpha = 0.05: at most 7% rejections (exact enumeration for 12 groups)."""
+    rng = np.random.default_rng(n_groups)
+    p_values = [sign_flip_test(*clustered_null(rng, n_groups), n_permutations=999, seed=k) for k in range(400)]
+    assert np.mean(np.asarray(p_values) < 0.05) <= 0.07
+    # and it sees an effect of half the group spread
+    shifted = [sign_flip_test(d + 0.8, g, n_permutations=999) for d, g in (clustered_null(rng, 40) for _ in range(50))]
+    assert np.mean(np.asarray(shifted) < 0.05) > 0.8
+
+
+def test_the_image_level_test_is_too_liberal_on_the_same_clustered_data():
+    """What the group-level test prevents: treating the images of a lesion as independent."""
+    rng = np.random.default_rng(3)
+    p_values = [sign_flip_test(clustered_null(rng, 12)[0], n_permutations=499, seed=k) for k in range(200)]
+    assert np.mean(np.asarray(p_values) < 0.05) > 0.2
+
+
+def test_the_exact_sign_flip_test_counts_sign_patterns():
+    # group totals 3 (= 2 + 1), 1 and -1, observed |sum| = 3. The 8 sign patterns give +-3 +- 1 +- 1 in
+    # {5, 3, 3, 1} and their negatives: |.| >= 3 in 6 of 8
+    assert sign_flip_test([2.0, 1.0, 1.0, -1.0], [0, 0, 1, 2]) == pytest.approx(6 / 8)
+    assert np.isnan(sign_flip_test([0.0, 0.0]))
+
+
+def test_the_normalised_score_is_zero_at_chance_and_one_at_the_positive_control():
+    rng = np.random.default_rng(4)
+    random, positive = rng.normal(0.2, 0.05, 60), rng.normal(0.8, 0.05, 60)
+    assert normalised_score(random, random, positive)[0] == pytest.approx(0.0)
+    assert normalised_score(positive, random, positive)[0] == pytest.approx(1.0)
+    halfway, low, high = normalised_score((random + positive) / 2, random, positive)
+    assert halfway == pytest.approx(0.5) and low < 0.5 < high
+    assert np.isnan(normalised_score(positive, random, random)[0])  # no room between chance and the control
