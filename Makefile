@@ -8,7 +8,7 @@ CONFIG ?= configs/default.yaml
 JOBS ?= 2
 NAME = $(shell sed -n 's/^name: *//p' $(CONFIG))
 
-.PHONY: venv test book results html benchmark lab publish student lint clean
+.PHONY: venv test book results html benchmark gpu lab publish student lint clean
 
 venv: $(VENV)/.installed
 
@@ -35,6 +35,11 @@ html: venv
 benchmark: venv
 	$(BIN)/python -m pip install --quiet -r requirements-bench.txt 2>&1 | grep -v "is ignored" || true
 	$(BIN)/python benchmarks/run.py
+
+# The GPU path in one command (benchmarks/gpu.sh): the device tests, thesis-smoke through every chapter on CUDA and
+# its book, the 224 px CUDA benchmark; everything it measured under OUT (default _build/gpu).
+gpu:
+	bash benchmarks/gpu.sh
 
 # JupyterLab on this folder. jupytext's server extension (enabled in .venv) reads notebooks/*.py as notebooks and
 # saves them back as percent scripts (its first save stamps the jupytext version in the header); the setting that

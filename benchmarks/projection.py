@@ -7,16 +7,19 @@ its time is those passes at the per-image costs a benchmark measured for that ne
   forward)``, then the test set once. The bound's forward + backward goes back to the input and every
   parameter, and every epoch is counted: frozen layers and early stopping only make training cheaper,
   so this is an upper bound (data loading and augmentation not included).
-- **AOPC** (eq. 6-7 of Lamprou 2023), once on each path: every map (the two CAMs and the four controls
-  of :mod:`camfaith.controls`) at every heatmap size, each scored as one measured AOPC call per image,
-  plus the chapter's :data:`AOPC_SIDE_SCORINGS` at the smallest size (ROAD's imputation is left out)
-  and one explanation per image for the maps. Where a path was not timed at a size, its time is the
-  bound's ``L + 1`` forward passes over its efficiency at the nearest timed size.
+- **AOPC** (eq. 6-7 of Lamprou 2023), once on each path: every map (:data:`MAPS`: the two CAMs, their
+  inversions, the occlusion control and its inversion, and the three reference maps of
+  :mod:`camfaith.controls`) at every heatmap size, each scored as one measured AOPC call per image, the
+  occlusion map itself (``L`` full forward passes per size), plus the chapter's
+  :data:`AOPC_SIDE_SCORINGS` at the smallest size (ROAD's imputation is left out) and one explanation per
+  image for the maps. Where a path was not timed at a size, its time is the bound's ``L + 1`` forward
+  passes over its efficiency at the nearest timed size. The thesis data have no object masks, so no oracle.
 - **Max-Sensitivity** (eq. 8): for each explanation that runs the model (the two CAMs, and 1 - HiResCAM),
   ``samples + 1`` explanations per setting plus the clean map's norm, at the measured cost of one
   explanation (camfaith's Max-Sensitivity time per image over its ``samples + 1``).
 - **HAAS** (eq. 9-10): the measured time per image (one explanation and two forward passes), plus two
-  forward passes for every other (scaling, map) pair scored (the controls have no signed form).
+  forward passes for every other (scaling, map) pair scored (the controls have no signed form), plus
+  the occlusion map on its ``4 x 4`` grid (16 forward passes).
 
 The image counts come from the splits of Table 2 of Lamprou (2023) (:data:`DATASETS`), capped by
 each chapter's ``n_images``. The chapters that run on a few images (the gallery, the sanity checks,
@@ -30,7 +33,7 @@ import math
 import pandas as pd
 
 from camfaith.cams import METHODS
-from camfaith.controls import CONTROLS
+from camfaith.endpoints import CAMS, POSITIVE, REFERENCES
 
 # Table 2 of Lamprou (2023): each data set as pools of images, each with its share in the training, validation
 # and test splits. The counts are those of the releases (section 4.1 of the study; the Covid-19 Radiography
@@ -43,8 +46,11 @@ DATASETS = {
     "ham10000": (("images", 10_015, (0.6, 0.2, 0.2)),),
     "breakhis": (("benign", 2_480, (0.58, 0.20, 0.22)), ("malignant", 5_429, (0.63, 0.18, 0.19))),
 }
-MAPS = len(METHODS) + len(CONTROLS)
-"""Maps each AOPC and HAAS chapter scores: the two CAMs and the controls."""
+MAPS = 2 * len(CAMS) + 2 * len((POSITIVE,)) + len(REFERENCES)
+"""Maps each AOPC and HAAS chapter scores: the two CAMs and their inversions, the occlusion control and its
+inversion, and the reference maps."""
+HAAS_OCCLUSION_CELLS = 16
+"""Forward passes per image of the HAAS chapter's occlusion map (its default ``occlusion_regions = 4``)."""
 MODEL_EXPLAINERS = len(METHODS) + 1
 """Explanations in the Max-Sensitivity chapter that run the model: the CAMs and 1 - HiResCAM (the random,
 centre and edges controls do not)."""
@@ -114,7 +120,7 @@ def run_seconds(run: dict, costs: Costs) -> dict[str, float]:
                + sizes["test"] * costs.forward}
     regions = [int(r) for r in str(aopc["regions"]).split(",")]
     for path in ("full forward", "incremental"):
-        per_image = aopc["noise_seeds"] * MAPS * sum(costs.aopc(r, path) for r in regions)
+        per_image = aopc["noise_seeds"] * sum(MAPS * costs.aopc(r, path) + r * r * costs.forward for r in regions)
         per_image += AOPC_SIDE_SCORINGS * costs.aopc(min(regions), path) + costs.explanation
         seconds[f"AOPC, {path}"] = min(aopc["n_images"], sizes["test"]) * per_image
     samples = [int(s) for s in str(sens["samples"]).split(",")]
@@ -122,7 +128,8 @@ def run_seconds(run: dict, costs: Costs) -> dict[str, float]:
     seconds["Max-Sensitivity"] = min(sens["n_images"], sizes["test"]) * explanations * costs.explanation
     scalings = str(haas["scalings"]).split(",")
     calls = sum(len(METHODS) if scaling == "signed" else MAPS for scaling in scalings)
-    seconds["HAAS"] = min(haas["n_images"], sizes["test"]) * (costs.haas + (calls - 1) * 2 * costs.forward)
+    seconds["HAAS"] = min(haas["n_images"], sizes["test"]) * (costs.haas + ((calls - 1) * 2 + HAAS_OCCLUSION_CELLS)
+                                                              * costs.forward)
     return seconds
 
 

@@ -16,14 +16,17 @@
 #
 # AOPC removes the cells of a heatmap from the most to the least relevant and tracks how fast the
 # probability of the predicted class falls (eq. 6-7 of Lamprou 2023). A better map finds the decisive
-# cells first, so **higher is better**. We compare Grad-CAM and HiResCAM on the same test images, for
-# each heatmap size, image by image.
-
-# %% [markdown]
+# cells first, so **higher is better**. Three questions are answered separately, on the primary endpoint
+# (MoRF removal averaged over the heatmap sizes, ties between equal cells broken at random):
+#
+# ```{glue} aopc_answers
+# ```
+#
 # ```{glue:figure} aopc_curves_fig
-# Mean MoRF curves of every map at each heatmap size: the probability of the predicted class as cells
-# are removed from the most to the least relevant, with a band of one standard error. The faster a
-# curve falls, the higher the map's AOPC.
+# Mean MoRF curves of the CAMs, the occlusion control and the random map at each heatmap size: the
+# probability of the predicted class as cells are removed from the most to the least relevant, with a
+# band of one standard error. The faster a curve falls, the higher the map's AOPC; dotted, each map's
+# inversion (the least relevant first).
 # ```
 #
 # The parameters, with their defaults; the values the pipeline set for this chapter follow in the cell
@@ -43,17 +46,17 @@ channels_last = False  # the channels_last memory format (faster convolutions on
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
-import torch
 from myst_nb import glue
 
 from camfaith.cams import METHODS, explain
-from camfaith.controls import control_maps
+from camfaith.controls import reference_maps
 from camfaith.device import model_device
-from camfaith.endpoints import discriminates, discrimination
+from camfaith.endpoints import METRICS, answer_table, ordered, validity_table
 from camfaith.parameters import check_positive_integers, parse_list
 from camfaith.plots import METHOD_LABELS, format_table, method_table, metric_by_setting, morf_panels
 from camfaith.runs import Run
 from camfaith.scoring import aopc_scores, morf_minus_lerf, tie_table
+from camfaith.seeds import stream_generator
 
 check_positive_integers(n_images=n_images, chunk_size=chunk_size, noise_seeds=noise_seeds)
 region_list = parse_list(regions, int)
@@ -61,54 +64,80 @@ if isinstance(perturbation, str) and perturbation not in ("uniform", "image_rang
     perturbation = float(perturbation)
 run = Run.open(run_dir)
 model, target_layer = run.trained_model(device, precision, bool(channels_last))
-images, labels, ids = run.test_images(run.load_splits(), n_images, model_device(model))
+splits = run.load_splits()
+images, labels, ids = run.test_images(splits, n_images, model_device(model))
 explained = explain(model, target_layer, images)
 targets = explained["targets"]
-maps = {m: explained[m] for m in METHODS} | control_maps(images, explained["hirescam"],
-                                                         torch.Generator().manual_seed(run.seed))
+maps = reference_maps(images, {m: explained[m] for m in METHODS}, stream_generator(run.seed, "random map"),
+                      run.test_masks(splits, n_images))
 
 # %% [markdown]
-# Every map is scored on the same images against the same noise: the two CAMs, and four controls that
-# carry no knowledge of the model's decision (a uniform random map, a centred Gaussian, the Sobel
-# edges of the image) or the wrong one (1 - HiResCAM, the least relevant cells first).
+# Every map is scored on the same images against the same noise. Beside the two CAMs and their
+# inversions (1 - map: the least relevant cells first, whose MoRF curve is the map's own LeRF curve):
+# the **positive control**, an occlusion map on the same grid (for each cell, the drop of the tracked
+# probability when that cell alone is removed by the same noise: it uses the model but neither CAM) and
+# its inversion; the **oracle**, the object mask and its inversion, where the data have masks; and three
+# reference maps that know nothing of the model's decision: a uniform random map (drawn from a random
+# stream of its own), a centred Gaussian and the Sobel edges of the image.
 
 # %% tags=["hide-input"]
 per_image, curves = aopc_scores(model, images, ids, maps, region_list, targets, run.seed, perturbation,
-                                chunk_size=chunk_size, noise_seeds=noise_seeds)
-run.save_scores("aopc", per_image.drop(columns="order"))
-stability = run.noise_stability(per_image, "aopc")  # None with one noise seed
-means = per_image.groupby(["regions", "method"])["aopc"].mean().unstack()[list(maps)]
+                                chunk_size=chunk_size, noise_seeds=noise_seeds, occlusion=True)
+stable_ties, _ = aopc_scores(model, images, ids, {m: maps[m] for m in METHODS}, region_list[:1], targets, run.seed,
+                             perturbation, tie_break="stable", chunk_size=chunk_size)
+run.save_scores("aopc", pd.concat([per_image, stable_ties], ignore_index=True))
+answers = run.answers(per_image, "aopc")
+glue("aopc_answers", format_table(answer_table(answers)), display=False)
+map_order = ordered(per_image["method"].unique())
+means = per_image.groupby(["regions", "method"])["aopc"].mean().unstack()[map_order]
 glue("aopc_means", format_table(means.rename(columns=METHOD_LABELS)))
 
 # %% [markdown]
-# ## Can AOPC tell an informative map from an uninformative one here?
+# ## 1. Is AOPC valid on this run?
 #
-# Per image AOPC is averaged over the heatmap sizes. AOPC *discriminates* on this run when both CAMs
-# beat the random map and the inverted map with paired 95% intervals that exclude zero.
+# Per image AOPC is averaged over the heatmap sizes. AOPC is *valid* here when the occlusion control beats
+# the random map and the random map beats the inverted occlusion control, with paired 95% intervals that
+# exclude zero: then it can tell a good ranking from a bad one on these images, with maps that know nothing
+# of the CAMs. Where the data have masks, the oracle's row says whether the object mask ranks cells better
+# than chance too.
 
 # %% tags=["hide-input"]
-controls = discrimination(run.comparer(per_image, "aopc"))
-glue("aopc_discriminates", discriminates(controls), display=False)
-print(f"AOPC discriminates on this run: {discriminates(controls)}")
-glue("aopc_controls", format_table(controls.replace(METHOD_LABELS)))
+glue("aopc_validity", format_table(validity_table(answers).replace(METHOD_LABELS)))
 
 # %% [markdown]
-# ## HiResCAM against Grad-CAM
+# ## 2. Is each map informative?
 #
-# `mean_difference` is HiResCAM minus Grad-CAM with a 95% bootstrap interval (`low`, `high`) and a
-# Wilcoxon signed-rank p-value, per heatmap size. Below, the mean MoRF curves of every map (Figure 14
-# of the original study shows the CAMs' 8x8 ones).
+# Each map against the random map (`minus random`, with its interval, and where that leaves it), its
+# normalised score, (map - random) / (occlusion - random), with its interval (0 is chance, 1 the occlusion
+# control), whether it beats its own inversion (MoRF against LeRF), and on how many images the map is
+# degenerate (all zero, or constant: no order of its own, so its cells go in the random tie order).
 
 # %% tags=["hide-input"]
-table = method_table(run.compare_methods(per_image, "aopc", ["regions"], higher_is_better=True))
+ties = tie_table(maps, region_list[0])
+degenerate = ties.rename(columns={"method": "map"}).drop(columns="tied cells")
+informative = answers.maps.merge(degenerate, on="map", how="left")
+glue("aopc_maps", format_table(informative.replace(METHOD_LABELS)))
+
+# %% [markdown]
+# ## 3. HiResCAM against Grad-CAM
+#
+# `mean_difference` is HiResCAM minus Grad-CAM with a 95% BCa bootstrap interval (`low`, `high`) and a
+# sign-flip permutation p-value, per heatmap size; the opening table gives it on the primary endpoint,
+# and the summary adjusts its p-value over every primary test of the configuration. Below, the mean MoRF
+# curves (Figure 14 of the original study shows the CAMs' 8x8 ones).
+
+# %% tags=["hide-input"]
+primary = per_image[per_image["tie_break"] == "random"]
+table = method_table(run.compare_methods(primary, "aopc", ["regions"], METRICS["aopc"].higher_is_better))
 glue("aopc_table", format_table(table))
 
 # %% tags=["hide-input"]
-if stability is not None:  # the same comparison (averaged over the sizes) for each noise seed
-    glue("aopc_noise_stability", format_table(stability))
+if answers.noise is not None:  # the same comparison (averaged over the sizes) for each noise seed
+    glue("aopc_noise_stability", format_table(answers.noise))
 
 # %% tags=["hide-input"]
-fig = morf_panels({size: {m: curves[(size, m, "morf")] for m in maps} for size in region_list})
+shown = [*METHODS, "occlusion", "random", *(f"{m}_inverted" for m in (*METHODS, "occlusion"))]
+fig = morf_panels({size: {m: curves[(size, m, "morf")] for m in shown} for size in region_list})
 glue("aopc_curves_fig", fig, display=False)
 plt.close(fig)
 
@@ -146,22 +175,23 @@ verdicts = method_table(verdicts)[["removal", "order", "Grad-CAM", "HiResCAM", "
 glue("aopc_removal_table", format_table(verdicts))
 
 # %% [markdown]
-# ## Ties
+# ## Ties and degenerate maps
 #
 # After the ReLU a CAM is often zero over large areas, and cells of equal value have no order of their
-# own: the stable sort removes them from the top left. The share of all-zero maps and of tied cells,
-# then the verdict at the smallest size when ties are broken at random (seeded) instead.
+# own. A map that is zero everywhere proposes no order at all: the primary endpoint then removes its
+# cells in a random (seeded) order, so it scores like the random map. The stable sort of the original
+# code removes tied cells from the top left instead, a raster order that nobody proposed. Per map: how
+# many of the images have an all-zero or a constant map, and the mean share of tied cells; then the
+# verdict at the smallest size under each tie-break.
 
 # %% tags=["hide-input"]
-ties = tie_table(maps, region_list[0]).replace(METHOD_LABELS)
-glue("aopc_ties", format_table(ties))
+glue("aopc_ties", format_table(ties.replace(METHOD_LABELS)))
 
 # %% tags=["hide-input"]
-shuffled, _ = aopc_scores(model, images, ids, cams_only, region_list[:1], targets, run.seed, perturbation,
-                          tie_break="random", chunk_size=chunk_size)
 tie_verdicts = pd.concat([
-    method_table(run.compare_methods(frame, "aopc", ["regions"], higher_is_better=True)).assign(ties=name)
-    for name, frame in (("stable", per_image[per_image["regions"] == region_list[0]]), ("random", shuffled))])
+    method_table(run.compare_methods(frame[frame["regions"] == region_list[0]], "aopc", ["regions"],
+                                     higher_is_better=True)).assign(ties=name)
+    for name, frame in (("random", primary), ("stable", stable_ties))])
 glue("aopc_tie_verdicts", format_table(tie_verdicts))
 
 # %% [markdown]
@@ -181,26 +211,28 @@ glue("aopc_tie_verdicts", format_table(tie_verdicts))
 size = region_list[0]
 ### BEGIN SOLUTION
 lerf, _ = aopc_scores(model, images, ids, {"hirescam": maps["hirescam"]}, [size], targets, run.seed, perturbation,
-                      orders=("lerf",), chunk_size=chunk_size)
+                      orders=("lerf",), chunk_size=chunk_size)  # ties at random, with the chapter's own keys
 lerf_hirescam = lerf.set_index("id")["aopc"]
 ### END SOLUTION
 first_draw = per_image[(per_image["regions"] == size) & (per_image["noise_seed"] == run.seed)]
-morf = first_draw.pivot(index="id", columns="method", values="aopc")[list(maps)]
+morf = first_draw.pivot(index="id", columns="method", values="aopc")[map_order]
 print(f"Mean MoRF AOPC with {size} x {size} cells, highest first:")
 print(morf.mean().rename(index=METHOD_LABELS).rename_axis(None).sort_values(ascending=False).round(4).to_string())
-gap = (morf["inverted"] - lerf_hirescam.reindex(morf.index)).abs()
+gap = (morf["hirescam_inverted"] - lerf_hirescam.reindex(morf.index)).abs()
 print(f"|MoRF AOPC of 1 - HiResCAM - LeRF AOPC of HiResCAM| per image: median {gap.median():.1e}, "
       f"largest {gap.max():.1e}")
 
 # %% [markdown]
 # 1. The inverted map ranks the least relevant cells first, so where HiResCAM ranks the cells well the
 #    probability falls late and 1 - HiResCAM scores lowest of all maps, below the random map. Where it does
-#    not, HiResCAM's ranking carries little on this run; the discrimination table above says whether AOPC can
-#    tell the maps apart at all.
+#    not, HiResCAM's ranking carries little on this run; the validity table above says whether AOPC can tell a
+#    good ranking from a bad one at all.
 # 2. Pooling is linear, so the cell means of 1 - HiResCAM are 1 minus those of HiResCAM. Sorting them in
-#    decreasing order sorts HiResCAM's in increasing order, and both sorts keep tied cells in index order. With
-#    the same noise the two removal sequences are the same: per image, the MoRF AOPC of the inverted map is the
-#    LeRF AOPC of HiResCAM, up to the float rounding of cells whose means differ by less than it.
+#    decreasing order sorts HiResCAM's in increasing order, and both sorts first shuffle the cells by the same
+#    random tie keys, so tied cells keep the same order in both. With the same noise the two removal sequences
+#    are the same: per image, the MoRF AOPC of the inverted map is the LeRF AOPC of HiResCAM, up to the float
+#    rounding of cells whose means differ by less than it. This is why each CAM's inversion is its own negative
+#    control: MoRF against LeRF.
 
 # %% [markdown]
 # ```{solution-end}
@@ -208,5 +240,5 @@ print(f"|MoRF AOPC of 1 - HiResCAM - LeRF AOPC of HiResCAM| per image: median {g
 
 # %% tags=["autograder", "remove-cell"]
 assert lerf_hirescam.index.is_unique and set(lerf_hirescam.index) == set(morf.index), "one LeRF AOPC per image"
-assert (morf["inverted"] - lerf_hirescam.reindex(morf.index)).abs().median() < 1e-6, \
+assert (morf["hirescam_inverted"] - lerf_hirescam.reindex(morf.index)).abs().median() < 1e-6, \
     "the MoRF AOPC of 1 - HiResCAM is the LeRF AOPC of HiResCAM"

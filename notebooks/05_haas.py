@@ -20,9 +20,12 @@
 # becomes an attribution in [-1, 1] is a choice the metric hides. Definition 6 of the original study
 # scales it to [-1, 1] (`centered`: 2a - 1), our headline; its code used the CAM in [0, 1] as is
 # (`unit`), which can only amplify pixels, never damp them; `signed` divides the raw map by its
-# largest magnitude.
-
-# %% [markdown]
+# largest magnitude. The three questions of this chapter, on the primary endpoint (the Definition-6
+# scaling):
+#
+# ```{glue} haas_answers
+# ```
+#
 # ```{glue:figure} haas_examples_fig
 # HA images (eq. 9; Figure 20 of the original study): test images with their true class, then the
 # images each method's map produces under the first scaling.
@@ -37,6 +40,8 @@ device = "auto"  # auto, cpu or cuda
 n_images = 32  # test images scored
 scalings = "centered,unit,signed"  # the first is shown in the examples
 n_examples = 4  # HA images shown
+occlusion_regions = 4  # cells per side of the occlusion map, the positive control
+chunk_size = 128  # images per forward pass of the occlusion map
 precision = "float32"  # float32, or bfloat16 (CUDA autocast) for the scoring passes; the CAMs stay float32
 channels_last = False  # the channels_last memory format (faster convolutions on a GPU)
 
@@ -46,16 +51,18 @@ import torch
 from myst_nb import glue
 
 from camfaith.cams import METHODS, explain
-from camfaith.controls import control_maps
+from camfaith.controls import reference_maps
 from camfaith.device import model_device
-from camfaith.endpoints import discriminates, discrimination
-from camfaith.metrics import ATTRIBUTION_SCALINGS, ha_attribution, ha_images
+from camfaith.endpoints import answer_table, validity_table
+from camfaith.metrics import ATTRIBUTION_SCALINGS, ha_attribution, ha_images, occlusion_maps
 from camfaith.parameters import check_choice, check_positive_integers, parse_list
 from camfaith.plots import METHOD_LABELS, format_table, image_rows
 from camfaith.runs import Run
 from camfaith.scoring import haas_scores, haas_table
+from camfaith.seeds import stream_generator
 
-check_positive_integers(n_images=n_images, n_examples=n_examples)
+check_positive_integers(n_images=n_images, n_examples=n_examples, occlusion_regions=occlusion_regions,
+                        chunk_size=chunk_size)
 scaling_list = parse_list(scalings, str)
 for scaling in scaling_list:
     check_choice("scaling", scaling, ATTRIBUTION_SCALINGS)
@@ -66,15 +73,24 @@ images, labels, ids = run.test_images(splits, n_images, model_device(model))
 
 # %% [markdown]
 # The maps explain the predicted class; the signed scaling needs the raw maps at the target layer,
-# which come from the same single pass. The controls (random map, centred Gaussian, Sobel edges,
-# 1 - HiResCAM) are scored like the CAMs; they have no raw form, so no signed score.
+# which come from the same single pass. Every other map is scored like the CAMs: each CAM's inversion;
+# the positive control, an occlusion map (per cell of a coarse grid, the drop of the predicted class's
+# probability when that cell alone is replaced by uniform noise: it uses the model but neither CAM) and
+# its inversion; the object mask and its inversion where the data have masks; and the random map
+# (from a random stream of its own), the centred Gaussian and the Sobel edges. They have no raw form, so
+# no signed score.
 
 # %% tags=["hide-input"]
-maps = explain(model, target_layer, images, raw=True)
-maps = {key: maps[key] for key in (*METHODS, "raw_gradcam", "raw_hirescam")}
-maps |= control_maps(images, maps["hirescam"], torch.Generator().manual_seed(run.seed))
+explained = explain(model, target_layer, images, raw=True)
+maps = reference_maps(images, {m: explained[m] for m in METHODS}, stream_generator(run.seed, "random map"),
+                      run.test_masks(splits, n_images))
+occlusion = occlusion_maps(model, images, occlusion_regions, "uniform", run.seed, chunk_size, explained["targets"])
+maps |= {"occlusion": occlusion, "occlusion_inverted": 1 - occlusion}
+maps |= {key: explained[key] for key in ("raw_gradcam", "raw_hirescam")}
 per_image = haas_scores(model, images, labels, ids, maps, scaling_list)
 run.save_scores("haas", per_image)
+answers = run.answers(per_image, "haas")
+glue("haas_answers", format_table(answer_table(answers)), display=False)
 scores = haas_table(per_image)
 glue("haas_table", format_table(scores.rename(columns=METHOD_LABELS)), display=False)
 for scaling in scores.index:
@@ -83,20 +99,27 @@ for scaling in scores.index:
 format_table(scores.rename(columns=METHOD_LABELS))
 
 # %% [markdown]
-# ## Can HAAS tell an informative map from an uninformative one here?
+# ## 1. Is HAAS valid on this run?
 #
-# With the Definition-6 scaling: both CAMs must beat the random map and the inverted map with paired
-# 95% intervals (images resampled, McNemar's test) that exclude zero. On a network that is right on
-# nearly every image, HAAS can only stay at or fall below 1, and there is little room to discriminate.
+# With the Definition-6 scaling: HAAS is *valid* here when the occlusion control beats the random map and
+# the random map beats the inverted occlusion control, with paired 95% BCa intervals (and sign-flip
+# tests) that exclude zero. On a network that is right on nearly every image, HAAS can only stay at or fall
+# below 1, and there is little room to tell any map from another.
 
 # %% tags=["hide-input"]
-controls = discrimination(run.comparer(per_image, "haas"))
-glue("haas_discriminates", discriminates(controls), display=False)
 if not (per_image["prediction"] == per_image["label"]).any():
     print(f"HAAS is undefined on this run: the network gets none of its {len(images)} test images right, so eq. 10 "
           "divides by zero. No verdict rests on it.")
-print(f"HAAS discriminates on this run: {discriminates(controls)}")
-glue("haas_controls", format_table(controls.replace(METHOD_LABELS)))
+glue("haas_validity", format_table(validity_table(answers)))
+
+# %% [markdown]
+# ## 2. Is each map informative?
+#
+# Each map's HAAS, its difference from the random map's with the interval, its normalised score
+# (map - random) / (occlusion - random), and whether it beats its own inversion.
+
+# %% tags=["hide-input"]
+glue("haas_maps", format_table(answers.maps.replace(METHOD_LABELS)))
 
 # %% tags=["hide-input"]
 shown = slice(0, min(n_examples, len(images)))

@@ -36,16 +36,17 @@ n_localisation = 300  # images scored against the true object masks, when the da
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
-import torch
 from myst_nb import glue
 
 from camfaith.cams import METHODS, explain
-from camfaith.controls import control_maps
+from camfaith.controls import reference_maps
 from camfaith.device import model_device
+from camfaith.endpoints import answer_table
 from camfaith.parameters import check_positive_integers
 from camfaith.plots import METHOD_LABELS, format_table, map_gallery, method_table
 from camfaith.runs import Run
 from camfaith.scoring import localisation_scores
+from camfaith.seeds import stream_generator
 
 check_positive_integers(n_images=n_images, n_localisation=n_localisation)
 run = Run.open(run_dir)
@@ -66,9 +67,11 @@ plt.close(fig)
 # that decides the class? Relevance mass (the share of the map's mass on the mask) and relevance rank
 # (the share of its top pixels on the mask; Arras et al. 2022), and the energy-based pointing game
 # (the share of its mass in the mask's bounding box; Wang et al. 2020): higher is better for all
-# three. The controls of the metric chapters are scored too; a map that knows where the object is
-# must beat the random map and the inverted HiResCAM map. Other data sets have no masks and skip
-# this step.
+# three. Their chance level is fixed by the masks: a map that knows nothing puts the mask's share of
+# its mass on the mask. So relevance mass needs no control to be valid; each map is compared with that
+# chance level (the row `chance level`), the mask itself is the best possible map (the oracle), and its
+# normalised score (map - chance) / (mask - chance) says how far from chance towards the object it
+# lies. Relevance-rank ties are broken at random. Other data sets have no masks and skip this step.
 
 # %% tags=["hide-input"]
 sample = run.masked_test_images(splits, n_localisation, model_device(model))
@@ -77,10 +80,13 @@ if sample is None:
 else:
     images, labels, ids, masks = sample
     explained = explain(model, target_layer, images)
-    maps = {m: explained[m] for m in METHODS} | control_maps(images, explained["hirescam"],
-                                                             torch.Generator().manual_seed(run.seed))
-    per_image = localisation_scores(maps, masks, ids, labels, explained["targets"])
+    maps = reference_maps(images, {m: explained[m] for m in METHODS}, stream_generator(run.seed, "random map"),
+                          masks)
+    per_image = localisation_scores(maps, masks, ids, labels, explained["targets"], run.seed)
     run.save_scores("localisation", per_image)
+    answers = run.answers(per_image, "relevance_mass")
+    glue("gallery_answers", format_table(answer_table(answers)))
+    glue("gallery_maps", format_table(answers.maps.replace(METHOD_LABELS)))
     table = pd.concat([method_table(run.compare_methods(per_image.assign(all="all"), score, ["all"],
                                                         higher_is_better=True)).assign(score=score)
                        for score in ("relevance_mass", "relevance_rank", "energy_pointing_game")])

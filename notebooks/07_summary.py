@@ -14,19 +14,26 @@
 # %% [markdown]
 # # Summary of the study
 #
-# This chapter gathers every run of the configuration: the test scores of each model, the mean of
-# each metric for Grad-CAM and HiResCAM (the counterpart of Table 10 of Lamprou 2023), and for every
-# run a paired verdict: does the image-by-image comparison favour HiResCAM, Grad-CAM, or neither?
+# This chapter gathers every run of the configuration. For each run and metric it gives the three
+# answers of the metric chapters, on the primary endpoint: is the metric valid on this run (can it tell
+# a good ranking from a bad one, judged by controls that know nothing of the CAMs)? Is each CAM
+# informative (better than a random map), and where does it sit between chance (0) and the positive
+# control (1)? Which CAM does the metric favour, after Holm's adjustment over every primary test of the
+# configuration?
 
 # %% [markdown]
+# ```{glue} summary_answers
+# ```
+#
 # ```{glue:figure} summary_forest_fig
 # :name: fig-summary-forest
 #
-# Each run's HiResCAM minus Grad-CAM on the primary endpoint of each metric, with its 95% interval; the
-# pooled estimate across data sets and networks (random effects; the replicates of one network, trained
-# with other seeds on the same images, count once); and, as hollow markers, the same difference of two
-# means for each model of Table 10 of the original study (Max-Sensitivity values there come from
-# 224 px maps and are larger in scale; compare signs).
+# Each run's HiResCAM minus Grad-CAM on the primary endpoint of each metric (Max-Sensitivity in its
+# normalised form, which does not grow with the image size), with its 95% interval; the pooled estimate
+# across networks where the metric is valid (random effects with the Hartung-Knapp-Sidik-Jonkman
+# interval, and the prediction interval for a new network dashed; replicates of one network, trained with
+# other seeds on the same images, count once); and, as hollow markers, the same difference of two means
+# for each model of Table 10 of the original study.
 # ```
 #
 # The parameters, with their defaults; the values the pipeline set for this chapter follow in the cell
@@ -37,23 +44,20 @@ results_dir = "results/default"  # the folder of one configuration's runs
 runs = "synthetic_vgg11"  # comma-separated run names, by default dataset_arch
 configuration = "default"  # the configuration's name, shown on the front page
 primary = ""  # overrides of the primary endpoints, see camfaith.endpoints.primary_settings
-n_resamples = 2000  # bootstrap resamples
-seed = 0  # of the bootstrap
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
-from IPython.display import Markdown, display
+import pandas as pd
 from myst_nb import glue
 
 from camfaith.parameters import parse_list
-from camfaith.plots import accuracy_scatter, forest_plot, format_table
+from camfaith.plots import METHOD_LABELS, accuracy_scatter, forest_plot, format_table
 from camfaith.summary import (
-    answer,
+    answer_table,
     collect,
-    discriminating_runs,
     forest_table,
     haas_extremes,
-    localisation_answer,
+    per_network,
     published_directions,
     reference_table,
     replicate_agreement,
@@ -63,61 +67,64 @@ from camfaith.summary import (
     verdict_counts,
 )
 
-summary = collect(results_dir, parse_list(runs, str), n_resamples, seed, primary)
-display(Markdown(answer(summary.verdicts)))
-glue("summary_answer", answer(summary.verdicts), display=False)
-glue("summary_localisation", localisation_answer(summary.verdicts, summary.controls), display=False)
-fig = forest_plot(forest_table(summary.verdicts))
+summary = collect(results_dir, parse_list(runs, str), primary)
+glue("summary_answers", format_table(answer_table(summary.verdicts), 3), display=False)
+forest = forest_table(summary.verdicts)
+fig = forest_plot(forest)
 glue("summary_forest_fig", fig, display=False)
 plt.close(fig)
+format_table(answer_table(summary.verdicts), 3)
 
 # %% [markdown]
-# Each run's test scores and the mean of each metric for Grad-CAM and HiResCAM.
+# Counted over networks (the replicates of one network count once), per metric: how many networks were
+# scored, on how many the metric is valid, on how many each CAM beats the random map (or the chance
+# level), and how the verdicts fall. These numbers are the ones the next page and the discussion cite.
 
 # %% tags=["hide-input"]
 glue("summary_configuration", configuration, display=False)
 glue("summary_n_runs", len(summary.runs), display=False)
-for key, value in sanity_extremes(summary.runs).items():  # NaN where no run has a sanity chapter
-    glue(f"summary_{key}", value, display=False)
-glue("summary_table", format_table(summary.runs, 3))
-
-# %% [markdown]
-# ## Can each metric tell an informative map from an uninformative one?
-#
-# Before a metric's verdict between the two CAMs means anything, the metric must rank both CAMs
-# above a uniform random map and above the inverted HiResCAM map (least relevant first), with paired
-# intervals that exclude zero. `yes` where it does on a run, `no` where it does not.
-
-# %% tags=["hide-input"]
-discrimination = summary.verdicts.pivot(index="run", columns="metric", values="discriminates")
-glue("summary_discrimination", format_table(discrimination), display=False)
-for metric, count in discriminating_runs(summary.verdicts).items():
-    glue(f"summary_{metric}_discriminating_runs", count, display=False)
-glue("summary_controls", format_table(summary.controls), display=False)
-format_table(discrimination)
-
-# %% [markdown]
-# ## Paired verdicts
-#
-# Differences are HiResCAM minus Grad-CAM on each metric's primary endpoint, with 95% bootstrap
-# intervals that resample whole lesions or patients where the data set has them (`resampled`); `p` is
-# the Wilcoxon signed-rank test for AOPC, Max-Sensitivity and relevance mass (on data with object
-# masks), McNemar's exact test for HAAS, and `p (Holm)` the same adjusted over every primary test of
-# this configuration (Holm 1979). A metric favours a method when the interval excludes zero in its
-# direction (`favours`); the `verdict` also needs the adjusted test below 0.05, and is "not
-# interpretable" where the metric does not discriminate. `secondary favours` is the same comparison
-# on the secondary variant (normalised Max-Sensitivity; HAAS with the CAM in [0, 1] used as is),
-# never counted as a verdict.
-
-# %% tags=["hide-input"]
+glue("summary_table", format_table(summary.runs, 3), display=False)
 counts = verdict_counts(summary.verdicts)
+glue("summary_n_networks", int(counts["networks"].max()), display=False)
 for metric, row in counts.iterrows():
-    for side, count in row.items():
-        glue(f"summary_{metric}_{side}", int(count), display=False)
-glue("summary_n_localised", int(counts.loc["relevance_mass"].sum()), display=False)
+    for column, count in row.items():
+        glue(f"summary_{metric}_{column}", int(count), display=False)
 for metric, count in secondary_flips(summary.verdicts).items():
     glue(f"summary_{metric}_secondary_flips", count, display=False)
+for key, value in sanity_extremes(summary.runs).items():  # NaN where no run has a sanity chapter
+    glue(f"summary_{key}", value, display=False)
+pooled = forest[forest["source"] == "pooled"].reindex(columns=["metric", "label", "difference", "low", "high",
+                                                              "pred_low", "pred_high"])
+if pooled.empty:
+    pooled = pd.DataFrame({"pooled": ["no metric is valid on two or more networks of this configuration"]})
+glue("summary_pooled", format_table(pooled), display=False)
+format_table(counts.reset_index(names="metric"))
+
+# %% [markdown]
+# ## Every map on every run
+#
+# Each map's standing against the random map (or the chance level, for relevance mass), its normalised
+# score with its interval, and whether it beats its own inversion, per run and metric.
+
+# %% tags=["hide-input"]
+glue("summary_maps", format_table(summary.maps.replace(METHOD_LABELS), 3))
+
+# %% [markdown]
+# ## The full verdicts
+#
+# Differences are HiResCAM minus Grad-CAM on each metric's primary endpoint, with 95% BCa bootstrap
+# intervals and sign-flip permutation p-values that both rest on whole lesions or patients where the
+# data set has them (`resampled`, `units`); `p (Holm)` adjusts the p-values over every primary test of
+# this configuration that is read (the metric valid, or a robustness measure; Holm 1979). A metric
+# favours a map when the interval excludes zero in its direction (`favours`); the `verdict` also needs
+# the adjusted test below 0.05 and the same favoured side under every noise seed (`stability`: "not
+# checked" with a single noise seed). `secondary favours` is the same comparison on the secondary
+# variant (normalised Max-Sensitivity; HAAS with the CAM in [0, 1] used as is), never counted as a
+# verdict.
+
+# %% tags=["hide-input"]
 glue("summary_verdicts", format_table(summary.verdicts))
+glue("summary_per_network", format_table(per_network(summary.verdicts)), display=False)
 
 # %% [markdown]
 # Where a run was trained several times with different training seeds (same data, same split), does

@@ -32,7 +32,7 @@ TINY = {
         "sanity": {"n_images": 4, "n_examples": 2},
     },
     "runs": [{"dataset": "synthetic", "arch": "vgg11"}],
-    "summary": {"n_resamples": 200},
+    "summary": {"primary": ""},
 }
 
 

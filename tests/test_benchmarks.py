@@ -248,11 +248,14 @@ def test_run_seconds_counts_each_chapters_passes():
             "haas": {"n_images": 100_000, "scalings": "unit,signed"}}
     seconds = projection.run_seconds(run_, costs)
     assert seconds["training"] == pytest.approx(2 * (80_000 * 0.25 + 20_000 * 0.1) + 7_180 * 0.1)
-    incremental = 100 * (6 * (0.85 + 1.625) + 11 * 0.85 + 0.1)
+    # 9 maps (CAMs, their inversions, occlusion and its inversion, 3 reference maps) per size, the occlusion
+    # map's L forward passes per size, 11 side scorings at 4x4, one explanation
+    incremental = 100 * (9 * (0.85 + 1.625) + (16 + 64) * 0.1 + 11 * 0.85 + 0.1)
     assert seconds["AOPC, incremental"] == pytest.approx(incremental)
     assert seconds["AOPC, full forward"] > seconds["AOPC, incremental"]
     assert seconds["Max-Sensitivity"] == pytest.approx(10 * 3 * (21 + 41 + 1) * 0.1)
-    assert seconds["HAAS"] == pytest.approx(7_180 * (0.3 + (6 + 2 - 1) * 2 * 0.1))
+    # 9 maps under unit, the 2 CAMs under signed, and the 4x4 occlusion map's 16 forward passes
+    assert seconds["HAAS"] == pytest.approx(7_180 * (0.3 + ((9 + 2 - 1) * 2 + 16) * 0.1))
 
 
 def test_projection_of_the_thesis_configuration_from_the_committed_224_px_results():

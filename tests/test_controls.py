@@ -6,15 +6,15 @@ import pytest
 import torch
 
 from camfaith.controls import (
-    CONTROLS,
     centre_prior,
     control_explainers,
-    control_maps,
     inverted,
     random_maps,
+    reference_maps,
     sobel_edges,
 )
-from camfaith.metrics import max_sensitivity
+from camfaith.metrics import aopc_methods, max_sensitivity, occlusion_maps
+from camfaith.seeds import STREAMS, stream_generator, stream_seed
 
 
 def images_and_maps(n: int = 3, size: int = 12, seed: int = 0, device: str = "cpu"):
@@ -33,15 +33,19 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_control_maps_have_the_image_shape_range_and_device(device):
+def test_reference_maps_have_the_image_shape_range_and_device(device):
     images, hirescam = images_and_maps(device=device)
-    controls = control_maps(images, hirescam, torch.Generator().manual_seed(1))
-    assert tuple(controls) == CONTROLS
-    for name, maps in controls.items():
-        assert maps.shape == (3, 12, 12), name
-        assert maps.device == images.device, name
-        assert float(maps.min()) >= 0 and float(maps.max()) <= 1, name
-    torch.testing.assert_close(controls["inverted"], 1 - hirescam)
+    masks = torch.zeros(3, 12, 12, dtype=torch.bool, device=device)
+    masks[:, 2:6, 3:9] = True
+    maps = reference_maps(images, {"hirescam": hirescam}, torch.Generator().manual_seed(1), masks)
+    assert tuple(maps) == ("hirescam", "hirescam_inverted", "mask", "mask_inverted", "random", "centre", "edges")
+    for name, values in maps.items():
+        assert values.shape == (3, 12, 12), name
+        assert values.device == images.device, name
+        assert float(values.min()) >= 0 and float(values.max()) <= 1, name
+    torch.testing.assert_close(maps["hirescam_inverted"], 1 - hirescam)
+    assert torch.equal(maps["mask"] + maps["mask_inverted"], torch.ones_like(maps["mask"]))
+    assert "mask" not in reference_maps(images, {"hirescam": hirescam}, None)
 
 
 def test_random_maps_are_seeded():
@@ -104,19 +108,19 @@ def test_inverted_reverses_the_ranking():
 def test_control_explainers_behave_as_documented():
     images, _ = images_and_maps()
     targets = torch.zeros(3, dtype=torch.long)
-    explainers = control_explainers(hirescam_like, torch.Generator().manual_seed(5))
-    assert tuple(explainers) == CONTROLS
+    explainers = control_explainers(torch.Generator().manual_seed(5))
+    assert tuple(explainers) == ("random", "centre", "edges")
     assert not torch.equal(explainers["random"](images, targets), explainers["random"](images, targets))
     shifted = images + 0.1
     assert torch.equal(explainers["centre"](images, targets), explainers["centre"](shifted, targets))
     assert torch.equal(explainers["edges"](images, targets), sobel_edges(images))
-    torch.testing.assert_close(explainers["inverted"](images, targets), 1 - hirescam_like(images))
 
 
 def test_max_sensitivity_scores_constant_zero_and_inverted_like_the_original():
     images, _ = images_and_maps(n=4, seed=2)
     targets = torch.zeros(4, dtype=torch.long)
-    explainers = control_explainers(hirescam_like, torch.Generator().manual_seed(6))
+    explainers = control_explainers(torch.Generator().manual_seed(6))
+    explainers["inverted"] = lambda x, t=None: inverted(hirescam_like(x, t))
 
     def sensitivity(explain):
         noise = torch.Generator().manual_seed(7)  # the same perturbed images for every explainer
@@ -127,7 +131,51 @@ def test_max_sensitivity_scores_constant_zero_and_inverted_like_the_original():
     assert bool((sensitivity(explainers["random"]) > sensitivity(hirescam_like)).all())
 
 
-def test_control_maps_reject_mismatched_maps():
+def test_reference_maps_reject_mismatched_maps():
     images, hirescam = images_and_maps()
-    with pytest.raises(ValueError, match="one HiResCAM map per image"):
-        control_maps(images, hirescam[:2], None)
+    with pytest.raises(ValueError, match="one hirescam map per image"):
+        reference_maps(images, {"hirescam": hirescam[:2]}, None)
+
+
+# --- separate random streams ------------------------------------------------------------------------
+
+
+def test_the_random_map_and_the_metric_noise_come_from_independent_streams():
+    """The random control drawn from the run's seed was a rescaled copy of the AOPC removal noise of that seed;
+    from a stream of its own it is unrelated to it."""
+    seeds = {stream_seed(0, name) for name in STREAMS} | {stream_seed(1, name) for name in STREAMS}
+    assert len(seeds) == 2 * len(STREAMS) and 0 not in seeds and 1 not in seeds
+    n, size = 64, 16
+    noise = 2 * torch.rand((n, 3, size, size), generator=torch.Generator().manual_seed(0)) - 1  # AOPC's fill
+    old = random_maps(n, size, size, torch.Generator().manual_seed(0))
+    new = random_maps(n, size, size, stream_generator(0, "random map"))
+    flat_noise = noise.flatten()[: old.numel()]
+    assert torch.corrcoef(torch.stack([old.flatten(), flat_noise]))[0, 1] > 0.999  # the shared seed: same draws
+    assert abs(float(torch.corrcoef(torch.stack([new.flatten(), flat_noise]))[0, 1])) < 0.02
+    assert torch.equal(new, random_maps(n, size, size, stream_generator(0, "random map")))  # reproducible
+    with pytest.raises(ValueError, match="unknown random stream"):
+        stream_seed(0, "dropout")
+
+
+# --- the occlusion control ----------------------------------------------------------------------------
+
+
+class LeftHalf(torch.nn.Module):
+    """Class 0's logit is 4 x the mean of the left half of the image; class 1's is 0."""
+
+    def forward(self, x):
+        score = 4 * x[..., : x.shape[-1] // 2].mean(dim=(1, 2, 3))
+        return torch.stack([score, torch.zeros_like(score)], dim=1)
+
+
+def test_the_occlusion_map_finds_the_cells_the_model_reads_with_the_metrics_own_draws():
+    images = 0.5 + 0.3 * torch.rand(5, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    targets = torch.zeros(5, dtype=torch.long)
+    occlusion = occlusion_maps(LeftHalf(), images, regions=2, seed=3, targets=targets)
+    assert occlusion.shape == (5, 8, 8) and float(occlusion.min()) >= 0 and float(occlusion.max()) <= 1
+    assert bool((occlusion[..., 4:] == 0).all())  # the model ignores the right half: no drop there
+    assert bool((occlusion[..., :4].amax(dim=(1, 2)) == 1).all())
+    results = aopc_methods(LeftHalf(), images, {"none": torch.zeros(5, 8, 8)}, regions=2, seed=3, targets=targets,
+                           occlusion=True, incremental=False)
+    best, worst = results["occlusion", "morf"].scores, results["occlusion_inverted", "morf"].scores
+    assert bool((best > worst).all())

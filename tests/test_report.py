@@ -69,7 +69,7 @@ def test_book_builds_without_warnings_from_the_executed_notebooks(tiny_study, ti
     assert "prop-hirescam-flatten" in theory and "mathjax" in theory.lower()
     assert "summary_n_runs" not in summary and "{glue" not in summary  # every glue reference resolved
     assert "https://cdn" not in theory
-    assert "Over the 1 runs" in words(html / "book/summary.html") and 'pasted-text">tiny<' in summary
+    assert "runs: 1 , networks: 1" in words(html / "book/summary.html") and 'pasted-text">tiny<' in summary
 
 
 @pytest.mark.slow
@@ -82,12 +82,12 @@ def test_a_second_configuration_replaces_every_number_of_the_first(tiny_study, b
     shutil.copytree(second / "synthetic_vgg11", second / "synthetic_vgg11_again")
     run_notebook(ROOT / "notebooks/07_summary.py", second / "notebooks/summary.ipynb",
                  {"results_dir": str(second), "runs": "synthetic_vgg11,synthetic_vgg11_again",
-                  "configuration": "second", "n_resamples": 50})
+                  "configuration": "second"})
     html = build_book(second / "notebooks", book_copy)
     for page in ("book/summary.html", "book/intro.html"):
         text = (html / page).read_text()
         assert 'pasted-text">second<' in text and 'pasted-text">tiny<' not in text, page
-    assert "Over the 2 runs" in words(html / "book/summary.html")
+    assert "runs: 2 , networks: 2" in words(html / "book/summary.html")
 
 
 def test_train_seeds_replicate_a_run_with_other_training_seeds(tmp_path, tiny_config):

@@ -28,7 +28,8 @@ TOPICS = ("02_train", "03_aopc", "04_max_sensitivity", "05_haas", "06_gallery", 
 
 #: What the CPU run changes in configs/thesis-smoke.yaml, and why. A forward pass at 224 px takes 0.2 s
 #: (ResNet34) to 1.3 s (VGG19) on one core of this CPU. AOPC at the sizes 4, 8, 11 and 14 removes
-#: 397 cells per map: 6 maps x 397 passes per image, half an hour for VGG19 alone. One 2x2 grid runs
+#: 397 cells per map: 9 maps and the occlusion map, 10 x 397 passes per image, most of an hour for
+#: VGG19 alone. One 2x2 grid runs
 #: the same code (224 px cells, the three removals and both orders, ROAD's imputation of 112 px
 #: quadrants); the grid size only sets how many cells are removed. One Max-Sensitivity radius of the
 #: six runs the same code as the six; the largest moves the images farthest from the data. The

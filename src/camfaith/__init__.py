@@ -1,13 +1,14 @@
 """camfaith: are faithful class-activation maps also the better ones?
 
 The helper package of the report: model surgery, Grad-CAM and HiResCAM, the propositions as checks,
-the evaluation metrics, the data, the training, the run folders and the summary.
+the evaluation metrics and the controls that validate them, the data, the training, the run folders and the summary.
 """
 
 from camfaith.cams import cams, explain, explainer
 from camfaith.data import DATASETS, DatasetSplits, load_dataset
+from camfaith.endpoints import METRICS, answers
 from camfaith.evaluate import classification_report, predict
-from camfaith.metrics import aopc, ha_images, haas, max_sensitivity, relevance_mass
+from camfaith.metrics import aopc, ha_images, haas, max_sensitivity, occlusion_maps, relevance_mass
 from camfaith.models import ARCHITECTURES, build_model
 from camfaith.runs import Run
 from camfaith.stats import compare_methods, paired_comparison
@@ -19,8 +20,10 @@ __all__ = [
     "ARCHITECTURES",
     "DATASETS",
     "DatasetSplits",
+    "METRICS",
     "Run",
     "TrainConfig",
+    "answers",
     "aopc",
     "build_model",
     "cams",
@@ -34,6 +37,7 @@ __all__ = [
     "identity_residuals",
     "load_dataset",
     "max_sensitivity",
+    "occlusion_maps",
     "paired_comparison",
     "predict",
     "relevance_mass",

@@ -1,28 +1,35 @@
-"""Control maps: explanations that are uninformative by design, scored exactly like the two CAMs.
+"""Control maps: maps whose quality is known in advance, scored exactly like the CAMs.
 
-Whether a metric prefers HiResCAM to Grad-CAM only means something if the metric can tell an
-informative map from an uninformative one. So every metric chapter also scores four controls on
-the same images with the same noise draws (Adebayo et al. 2018, "Sanity checks for saliency
-maps", compare saliency maps with an edge detector for the same reason; Tomsett et al. 2020,
-"Sanity checks for saliency metrics", apply the idea to the metrics themselves):
+Whether a metric prefers HiResCAM to Grad-CAM only means something if the metric can tell a good
+ranking from a bad one on those data, and that must be shown with maps that know nothing of the two
+CAMs (Tomsett et al. 2020, "Sanity checks for saliency metrics"; Adebayo et al. 2018 compare
+saliency maps with an edge detector for the same reason). Every metric chapter scores, on the same
+images with the same noise:
 
-- ``random``: uniform noise in [0, 1], unrelated to image and model. AOPC of a random ranking is
-  the chance level a map must beat; HAAS of a random attribution shows what scaling the image by
-  arbitrary factors does. As an explanation function it draws fresh maps at every call, so it is
-  both uninformative and unstable: Max-Sensitivity scores it near its worst, and a metric that
-  does not is measuring something else.
-- ``centre``: a centred Gaussian, the "objects are in the middle" prior. It uses neither image nor
-  model, yet on centred data it can beat random under AOPC; a CAM that does not beat it has shown
-  nothing about the model. As an explanation it is constant, so Max-Sensitivity scores it 0, the
-  best possible score: Max-Sensitivity rewards stability, not faithfulness.
-- ``edges``: the Sobel gradient magnitude of the image, which depends on the input only. A metric
-  that rates it like a CAM responds to image structure rather than to the model (HAAS multiplies
-  the image by the map, so it is the metric most at risk). Its Max-Sensitivity is the stability of
-  an edge detector under the same noise, a model-free reference.
-- ``inverted``: ``1 - HiResCAM``, the least relevant cells first. Under MoRF AOPC it should score
-  below random, and its LeRF curve should fall fastest, if HiResCAM is informative. Max-Sensitivity
-  (without ``normalize``) scores it exactly like HiResCAM by construction,
-  ``||(1 - a) - (1 - b)|| = ||a - b||``: the metric cannot tell a map from its reverse.
+- the **positive control**: an occlusion map on the metric's own grid, the drop of the tracked class
+  probability when each cell alone is removed with the metric's own removal and draws (built by
+  :func:`camfaith.metrics.aopc_methods` with ``occlusion=True`` and
+  :func:`camfaith.metrics.occlusion_maps`). It uses the model but neither CAM, and approximates the
+  greedy best MoRF order; its inversion ``occlusion_inverted`` is the negative control;
+- the **oracle**, where the data have object masks: the mask itself (``mask``) and its inversion;
+- each CAM's **own inversion** (``gradcam_inverted``, ``hirescam_inverted``: ``1 - map``, the least
+  relevant first; under AOPC its MoRF score is the CAM's LeRF score), so that neither CAM is judged
+  against the other's ordering;
+- three **reference maps**, in every table:
+
+  - ``random``: uniform noise in [0, 1], from a random stream of its own (:mod:`camfaith.seeds`),
+    unrelated to image, model and the metric's noise. It is the chance level a map must beat. As an
+    explanation function it draws fresh maps at every call, so Max-Sensitivity scores it near its
+    worst;
+  - ``centre``: a centred Gaussian, the "objects are in the middle" prior. It uses neither image nor
+    model, yet on centred data it can beat random; as an explanation it is constant, so
+    Max-Sensitivity scores it 0, the best possible score: Max-Sensitivity rewards stability, not
+    faithfulness;
+  - ``edges``: the Sobel gradient magnitude of the image, which depends on the input only. A metric
+    that rates it like a CAM responds to image structure rather than to the model.
+
+Max-Sensitivity (without ``normalize``) scores an inverted map exactly like the map,
+``||(1 - a) - (1 - b)|| = ||a - b||``, so inversions are not scored there.
 """
 
 from __future__ import annotations
@@ -33,16 +40,13 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "CONTROLS",
     "centre_prior",
     "control_explainers",
-    "control_maps",
     "inverted",
     "random_maps",
+    "reference_maps",
     "sobel_edges",
 ]
-
-CONTROLS = ("random", "centre", "edges", "inverted")
 
 _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 
@@ -105,34 +109,38 @@ def inverted(maps: torch.Tensor) -> torch.Tensor:
     return 1 - maps
 
 
-def control_maps(
-    images: torch.Tensor, hirescam_maps: torch.Tensor, generator: torch.Generator | None
+def reference_maps(
+    images: torch.Tensor, cams: dict[str, torch.Tensor], generator: torch.Generator | None,
+    masks: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The four controls of a batch, keys :data:`CONTROLS`, each ``(N, H, W)`` on the images' device.
+    """The maps a chapter scores beside the positive control, each ``(N, H, W)`` on the images' device.
 
-    ``random``, ``centre`` and ``edges`` have the image size; ``inverted`` has the size of
-    ``hirescam_maps`` (the image size for maps from :func:`camfaith.cams.explain`).
+    ``cams`` (name -> maps in [0, 1]) come first, then each CAM's inversion, the oracle ``mask`` and
+    ``mask_inverted`` where ``masks`` (``(N, H, W)``, the object's pixels) are given, then ``random``
+    (drawn from ``generator``: give it a stream of its own), ``centre`` and ``edges`` at the image size.
     """
-    if images.ndim != 4 or hirescam_maps.ndim != 3 or hirescam_maps.shape[0] != images.shape[0]:
-        raise ValueError(
-            f"need images (N, C, H, W) and one HiResCAM map per image (N, H, W); got {tuple(images.shape)} "
-            f"and {tuple(hirescam_maps.shape)}"
-        )
     n, _, height, width = images.shape
-    return {
+    for name, values in cams.items():
+        if values.ndim != 3 or values.shape[0] != n:
+            raise ValueError(f"need one {name} map per image (N, H, W); got {tuple(values.shape)} for {n} images")
+    maps = {name: values.detach().to(images.device) for name, values in cams.items()}
+    maps |= {f"{name}_inverted": inverted(values) for name, values in list(maps.items())}
+    if masks is not None:
+        oracle = masks.to(images.device, torch.float32)
+        maps |= {"mask": oracle, "mask_inverted": inverted(oracle)}
+    return maps | {
         "random": random_maps(n, height, width, generator, images.device),
         "centre": centre_prior(n, height, width, device=images.device),
         "edges": sobel_edges(images),
-        "inverted": inverted(hirescam_maps.detach().to(images.device)),
     }
 
 
-def control_explainers(explain_hirescam: Callable, generator: torch.Generator | None) -> dict[str, Callable]:
-    """Explanation functions ``explain(images, targets) -> (N, H, W)`` of the controls, for Max-Sensitivity.
+def control_explainers(generator: torch.Generator | None) -> dict[str, Callable]:
+    """Explanation functions ``explain(images, targets) -> (N, H, W)`` of the reference maps, for
+    Max-Sensitivity.
 
-    ``random`` draws fresh maps from ``generator`` at every call (use a generator of its own, not the
-    one of the metric's noise); ``centre`` is the same map for every input; ``edges`` depends on the
-    input only; ``inverted`` is ``1 - explain_hirescam(images, targets)``.
+    ``random`` draws fresh maps from ``generator`` at every call (use a stream of its own, not the
+    metric's noise); ``centre`` is the same map for every input; ``edges`` depends on the input only.
     """
 
     def random(images: torch.Tensor, targets=None) -> torch.Tensor:
@@ -144,7 +152,4 @@ def control_explainers(explain_hirescam: Callable, generator: torch.Generator | 
     def edges(images: torch.Tensor, targets=None) -> torch.Tensor:
         return sobel_edges(images)
 
-    def inverted_hirescam(images: torch.Tensor, targets=None) -> torch.Tensor:
-        return inverted(explain_hirescam(images, targets))
-
-    return {"random": random, "centre": centre, "edges": edges, "inverted": inverted_hirescam}
+    return {"random": random, "centre": centre, "edges": edges}

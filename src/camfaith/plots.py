@@ -10,11 +10,18 @@ import pandas as pd
 import torch
 from pandas.io.formats.style import Styler
 
-METHOD_LABELS = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM", "random": "random map", "centre": "centre prior",
-                 "edges": "Sobel edges", "inverted": "1 - HiResCAM"}
-METHOD_COLOURS = {"gradcam": "tab:orange", "hirescam": "tab:blue", "random": "0.55", "centre": "tab:olive",
-                  "edges": "tab:purple", "inverted": "0.2"}
-METHOD_STYLES = {"random": ":", "centre": "-.", "edges": "--", "inverted": ":"}  # the CAMs are solid
+from camfaith.endpoints import METRICS
+
+METHOD_LABELS = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM", "occlusion": "occlusion", "mask": "object mask",
+                 "random": "random map", "centre": "centre prior", "edges": "Sobel edges", "chance": "chance level"}
+METHOD_LABELS |= {f"{name}_inverted": f"1 - {METHOD_LABELS[name]}" for name in ("gradcam", "hirescam", "occlusion",
+                                                                                  "mask")}
+METHOD_COLOURS = {"gradcam": "tab:orange", "hirescam": "tab:blue", "occlusion": "tab:green", "mask": "tab:red",
+                  "random": "0.55", "centre": "tab:olive", "edges": "tab:purple"}
+METHOD_COLOURS |= {f"{name}_inverted": METHOD_COLOURS[name] for name in ("gradcam", "hirescam", "occlusion", "mask")}
+#: the CAMs and the positive controls are solid, their inversions dotted
+METHOD_STYLES = {"random": ":", "centre": "-.", "edges": "--"} | {
+    f"{name}_inverted": ":" for name in ("gradcam", "hirescam", "occlusion", "mask")}
 
 
 def format_table(frame: pd.DataFrame | pd.Series, digits: int = 4, formats: dict[str, str] | None = None) -> Styler:
@@ -206,13 +213,11 @@ def accuracy_scatter(frame: pd.DataFrame, metric: str, ylabel: str):
     return fig
 
 
-#: which sign of HiResCAM minus Grad-CAM favours HiResCAM, per metric
-FAVOURS_HIRESCAM = {"AOPC": 1, "Max-Sensitivity": -1, "HAAS": 1, "Relevance mass": 1}
-
 
 def forest_plot(table: pd.DataFrame):
-    """One panel per metric: each run's difference with its interval, the pooled estimate, and the
-    published differences of Lamprou (2023) as hollow markers; the side that favours HiResCAM is marked."""
+    """One panel per metric: each run's difference with its interval, the pooled estimate with its
+    prediction interval (dashed), and the published differences of Lamprou (2023) as hollow markers;
+    the side that favours HiResCAM is marked."""
     metrics = list(dict.fromkeys(table["metric"]))
     heights = [max(2, len(table[table["metric"] == m])) * 0.22 + 0.8 for m in metrics]
     fig, axes = plt.subplots(len(metrics), 1, figsize=(7, sum(heights)), squeeze=False,
@@ -230,7 +235,12 @@ def forest_plot(table: pd.DataFrame):
                         fmt=marker, color=colour, fillstyle=fill, capsize=2, label=source if part.any() else None)
         ax.axvline(0, color="0.5", linewidth=0.8)
         ax.set_yticks(y, rows["label"], fontsize=7)
-        side = "right" if FAVOURS_HIRESCAM.get(metric, 1) > 0 else "left"
+        if "pred_low" in rows:  # the prediction interval of the pooled estimate, a thin line
+            pooled = rows[rows["source"] == "pooled"].dropna(subset=["pred_low"])
+            ax.hlines(y[pooled.index.to_numpy()], pooled["pred_low"], pooled["pred_high"], color="black",
+                      linewidth=0.8, linestyle="--")
+        better = next(m.higher_is_better for m in METRICS.values() if metric.startswith(m.label))
+        side = "right" if better else "left"
         ax.set_title(f"{metric}: HiResCAM better to the {side}", fontsize=9, loc="left")
     axes[-1, 0].set_xlabel("HiResCAM - Grad-CAM (95% interval)")
     axes[0, 0].legend(fontsize=7, loc="best")

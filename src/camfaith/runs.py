@@ -34,7 +34,7 @@ import torch
 
 from camfaith.data import DATASETS, DatasetSplits, load_dataset
 from camfaith.device import resolve_device, set_precision
-from camfaith.endpoints import comparer, noise_stability
+from camfaith.endpoints import Answers, answers, comparer
 from camfaith.evaluate import SUMMARY_KEYS, confusion_frame
 from camfaith.io import save_csv, save_json
 from camfaith.models import ARCHITECTURES, build_model
@@ -133,6 +133,12 @@ class Run:
         labels = torch.tensor([int(item[1]) for item in items], device=images.device)
         return images, labels, [str(item[2]) for item in items]
 
+    def test_masks(self, splits: DatasetSplits, n_images: int) -> torch.Tensor | None:
+        """The object masks ``(N, H, W)`` of the :meth:`test_images` sample, or None unless every test image
+        has one (the synthetic data; HAM10000 has lesion masks for some images only)."""
+        masks = getattr(splits.test, "masks", None)
+        return None if masks is None else masks[self.test_indices(splits, n_images)]
+
     def masked_test_images(self, splits: DatasetSplits, n_images: int, device: str | torch.device | None = "auto"):
         """A seeded sample of at most ``n_images`` test images that have a ground-truth mask:
         ``(images, labels, ids, masks)``, or None when the data set has no masks.
@@ -190,9 +196,10 @@ class Run:
         """:func:`camfaith.endpoints.comparer` on this run's test images, seeded and grouped as above."""
         return comparer(frame, metric, settings, seed=self.seed, groups=self.test_groups())
 
-    def noise_stability(self, frame: pd.DataFrame, metric: str) -> pd.DataFrame | None:
-        """:func:`camfaith.endpoints.noise_stability` on this run's test images, seeded and grouped as above."""
-        return noise_stability(frame, metric, seed=self.seed, groups=self.test_groups())
+    def answers(self, frame: pd.DataFrame, metric: str, settings: dict | None = None) -> Answers:
+        """The three answers of a metric on this run (:func:`camfaith.endpoints.answers`), seeded by the run
+        and resampling groups where it has them: the one route that the chapters and the summary share."""
+        return answers(frame, metric, settings, seed=self.seed, groups=self.test_groups())
 
     def save_manifest(self, splits: DatasetSplits) -> Path:
         return save_csv(splits.manifest, self.files["manifest"])

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from camfaith.endpoints import CHANCE
 from camfaith.metrics import (
     aopc_methods,
     energy_pointing_game,
@@ -23,27 +24,32 @@ from camfaith.metrics import (
     relevance_rank,
     zero_shares,
 )
+from camfaith.seeds import stream_seed
 
 
 def aopc_scores(model: nn.Module, images: torch.Tensor, ids: Sequence[str], maps: dict[str, torch.Tensor],
                 regions: Sequence[int], targets: torch.Tensor, seed: int, perturbation="uniform",
-                orders: Sequence[str] = ("morf",), tie_break: str = "stable", chunk_size: int = 64,
-                noise_seeds: int = 1) -> tuple[pd.DataFrame, dict]:
+                orders: Sequence[str] = ("morf",), tie_break: str = "random", chunk_size: int = 64,
+                noise_seeds: int = 1, occlusion: bool = False) -> tuple[pd.DataFrame, dict]:
     """AOPC of every map for each heatmap size and removal order (one clean pass and one noise draw each),
     repeated with ``noise_seeds`` noise seeds (``seed``, ``seed + 1``, ...).
 
-    Returns the per-image frame (columns ``id, method, regions, order, noise_seed, aopc``) and the
-    curves of the first noise seed by ``(regions, method, order)``.
+    Random tie keys come from a stream of their own per noise seed (:mod:`camfaith.seeds`).
+    ``occlusion=True`` adds the positive control and its inversion, built from each size's own draws
+    (:func:`camfaith.metrics.aopc_methods`). Returns the per-image frame (columns ``id, method,
+    regions, order, tie_break, noise_seed, aopc``) and the curves of the first noise seed by
+    ``(regions, method, order)``.
     """
     rows, curves = [], {}
     for noise_seed in range(seed, seed + noise_seeds):
         for size in regions:
             results = aopc_methods(model, images, maps, regions=size, perturbation=perturbation, seed=noise_seed,
-                                   chunk_size=chunk_size, targets=targets, orders=tuple(orders), tie_break=tie_break)
+                                   chunk_size=chunk_size, targets=targets, orders=tuple(orders), tie_break=tie_break,
+                                   tie_seed=stream_seed(noise_seed, "tie break"), occlusion=occlusion)
             for (method, order), result in results.items():
                 curves.setdefault((size, method, order), result.curves)
-                rows += [{"id": i, "method": method, "regions": size, "order": order, "noise_seed": noise_seed,
-                          "aopc": float(score)} for i, score in zip(ids, result.scores)]
+                rows += [{"id": i, "method": method, "regions": size, "order": order, "tie_break": tie_break,
+                          "noise_seed": noise_seed, "aopc": float(score)} for i, score in zip(ids, result.scores)]
     return pd.DataFrame(rows), curves
 
 
@@ -55,11 +61,15 @@ def morf_minus_lerf(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def tie_table(maps: dict[str, torch.Tensor], regions: int) -> pd.DataFrame:
-    """Per map, the share of all-zero maps and the mean share of tied heatmap cells."""
+    """Per map, how many maps are degenerate (all zero; constant but not zero), and the mean share of
+    tied heatmap cells: the cells whose order a tie-break, not the map, decides."""
     rows = []
     for method, values in maps.items():
         shares = zero_shares(values, regions)
-        rows.append({"method": method, "all-zero maps": float(shares.all_zero.float().mean()),
+        flat = values.detach().flatten(1)
+        constant = (flat.amax(dim=1) == flat.amin(dim=1)) & ~shares.all_zero
+        rows.append({"method": method, "all-zero maps": int(shares.all_zero.sum()),
+                     "constant maps": int(constant.sum()), "images": int(values.shape[0]),
                      "tied cells": float(shares.tie_share.float().mean())})
     return pd.DataFrame(rows)
 
@@ -126,16 +136,21 @@ def haas_table(per_image: pd.DataFrame) -> pd.DataFrame:
 
 
 def localisation_scores(maps: dict[str, torch.Tensor], masks: torch.Tensor, ids: Sequence[str], labels: torch.Tensor,
-                        targets: torch.Tensor) -> pd.DataFrame:
-    """Relevance mass, relevance rank and the energy pointing game of every map against the masks.
+                        targets: torch.Tensor, seed: int = 0) -> pd.DataFrame:
+    """Relevance mass, relevance rank and the energy pointing game of every map against the masks, and
+    their chance level (method ``"chance"``: what a map that knows nothing scores, fixed by the masks: the
+    mask's share of the image, and for the pointing game its bounding box's share).
 
-    Columns ``id, method, correct`` (the model's prediction is right) and one per score.
+    Relevance-rank ties are broken at random, the same keys for every map (``seed``, a stream of its
+    own). Columns ``id, method, correct`` (the model's prediction is right) and one per score.
     """
     frames = []
-    for method, values in maps.items():
-        scores = {name: function(values, masks).cpu().numpy() for name, function in
-                  (("relevance_mass", relevance_mass), ("relevance_rank", relevance_rank),
-                   ("energy_pointing_game", energy_pointing_game))}
+    flat = torch.ones_like(masks, dtype=torch.float32)
+    for method, values in {**maps, CHANCE: flat}.items():
+        scores = {"relevance_mass": relevance_mass(values, masks).cpu().numpy(),
+                  "relevance_rank": (relevance_mass(flat, masks) if method == CHANCE else relevance_rank(
+                      values, masks, torch.Generator().manual_seed(stream_seed(seed, "tie break")))).cpu().numpy(),
+                  "energy_pointing_game": energy_pointing_game(values, masks).cpu().numpy()}
         frames.append(pd.DataFrame({"id": list(ids), "method": method, "correct": (targets == labels).cpu().numpy(),
                                     **scores}))
     return pd.concat(frames, ignore_index=True)

@@ -1,9 +1,11 @@
-"""The summary of a configuration: every run's scores and paired verdicts, beside the original study.
+"""The summary of a configuration: every run's three answers per metric, beside the original study.
 
 :func:`collect` reads the run folders of a configuration and returns tidy tables; the summary
-chapter only shows them and glues their numbers into the prose. Every verdict rests on the primary
-endpoint of its metric, and is reported only where the metric discriminates on that run (see
-:mod:`camfaith.endpoints`).
+chapter only shows them and glues their numbers into the prose. Each run's answers come from
+:meth:`camfaith.runs.Run.answers`, the route the metric chapters take too, so a chapter and the
+summary cannot disagree. What this module adds is what needs the whole configuration: the Holm
+adjustment over its primary tests, the verdicts that rest on it, counts per network (training-seed
+replicates of one network count once), and the pooled estimates across networks.
 """
 
 from __future__ import annotations
@@ -13,35 +15,26 @@ from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 
-from camfaith.endpoints import (
-    CAMS,
-    ENDPOINTS,
-    SECONDARY,
-    comparer,
-    discriminates,
-    discrimination,
-    noise_stability,
-    primary_settings,
-)
+from camfaith.endpoints import CAMS, METRICS, Answers, primary_settings, stability
 from camfaith.parameters import check_choice
 from camfaith.runs import Run
 from camfaith.stats import holm, interval_standard_error, pooled_effect
 
-#: metric key -> name shown to readers
-METRICS = {"aopc": "AOPC", "max_sensitivity": "Max-Sensitivity", "haas": "HAAS", "relevance_mass": "Relevance mass"}
 SIDES = {"second": "HiResCAM", "first": "Grad-CAM", "neither": "neither"}
-NOT_INTERPRETABLE = "not interpretable"
-UNSTABLE = "unstable"  # the verdict changes with the noise seed
-#: columns of the runs table that hold a method's mean, as in Table 10 of Lamprou (2023)
+NOT_VALID = "metric not valid"
+UNSTABLE = "unstable"  # the favoured side changes with the noise seed
+DIFFERS = "differs across trainings"  # replicates of one network disagree
+#: columns of the runs table that hold a map's mean, as in Table 10 of Lamprou (2023)
 MEAN_COLUMNS = {"aopc": "mean_aopc", "max_sensitivity": "mean_maxsens", "haas": "haas"}
 
 
 class Summary(NamedTuple):
-    runs: pd.DataFrame  # one row per run: data, network, test scores, the methods' means
-    verdicts: pd.DataFrame  # one row per run and metric: paired difference, interval, p, favoured map, verdict
-    controls: pd.DataFrame  # one row per run, metric, CAM and null control: does the metric rank the CAM better?
+    runs: pd.DataFrame  # one row per run: data, network, test scores, the maps' means
+    verdicts: pd.DataFrame  # one row per run and metric: the three answers and the verdict
+    maps: pd.DataFrame  # one row per run, metric and map: its standing against chance and normalised score
 
 
 def reference_table(name: str) -> pd.DataFrame:
@@ -53,33 +46,20 @@ def reference_table(name: str) -> pd.DataFrame:
         return pd.read_csv(path)
 
 
-def compare_run(run: Run, n_resamples: int = 2000, seed: int = 0, primary: str = "") -> dict[str, dict]:
-    """Per metric the run has scores for: HiResCAM against Grad-CAM on the primary endpoint
-    (``result``; overrides in ``primary``, see :func:`camfaith.endpoints.primary_settings`), on the
-    secondary variant where there is one (``secondary``), the metric's comparison of each CAM with the
-    null controls (``controls``, None without them), and the comparison per noise seed (``noise``).
-    """
-    comparisons, groups, settings = {}, run.test_groups(), primary_settings(primary)
-    for metric, endpoint in ENDPOINTS.items():
-        if not run.has_scores(endpoint.scores):
-            continue
-        frame = run.scores(endpoint.scores)
-        compare = comparer(frame, metric, settings[metric], n_resamples=n_resamples, seed=seed, groups=groups)
-        comparisons[metric] = {"result": compare(*CAMS), "controls": discrimination(compare), "secondary": None,
-                               "noise": noise_stability(frame, metric, n_resamples, seed, groups, settings[metric])}
-        if (metric in SECONDARY and SECONDARY[metric] != settings[metric]
-                and any(column in frame for column in SECONDARY[metric])):
-            secondary = comparer(frame, metric, SECONDARY[metric], n_resamples=n_resamples, seed=seed, groups=groups)
-            comparisons[metric]["secondary"] = secondary(*CAMS)
-    return comparisons
+def compare_run(run: Run, primary: str = "") -> dict[str, Answers]:
+    """The answers of every metric the run has scores for (:meth:`camfaith.runs.Run.answers`), on the
+    primary endpoints with the overrides in ``primary`` (:func:`camfaith.endpoints.primary_settings`)."""
+    settings = primary_settings(primary)
+    return {metric: run.answers(run.scores(entry.scores), metric, settings[metric])
+            for metric, entry in METRICS.items() if run.has_scores(entry.scores)}
 
 
-def _run_row(run: Run, comparisons: dict[str, dict]) -> dict:
+def _run_row(run: Run, comparisons: dict[str, Answers]) -> dict:
     report = run.report()
     row = {"run": run.name, "dataset": run.dataset, "arch": run.arch, "options": run.dataset_options,
            "balanced_accuracy": report["balanced_accuracy"], "mean_auc": report["mean_auc"]}
     for metric, column in MEAN_COLUMNS.items():
-        result = comparisons[metric]["result"] if metric in comparisons else {}
+        result = comparisons[metric].comparison if metric in comparisons else {}
         row[f"{column}_gradcam"] = result.get("mean_first", float("nan"))
         row[f"{column}_hirescam"] = result.get("mean_second", float("nan"))
     if run.has_scores("identity"):  # Proposition 4 on the trained network
@@ -93,87 +73,105 @@ def _run_row(run: Run, comparisons: dict[str, dict]) -> dict:
     return row
 
 
-def _verdict_rows(run: Run, comparisons: dict[str, dict]) -> list[dict]:
-    rows = []
-    for metric, comparison in comparisons.items():
-        result, secondary = comparison["result"], comparison["secondary"]
-        rows.append({"run": run.name, "replicate of": run.replicate_of or run.name, "dataset": run.dataset,
-                     "arch": run.arch, "metric": METRICS[metric],
-                     "HiResCAM - Grad-CAM": result["mean_difference"], "low": result["low"], "high": result["high"],
-                     "p": result["p_value"], "favours": SIDES[result["better"]],
-                     "discriminates": discriminates(comparison["controls"]),
-                     "secondary favours": SIDES[secondary["better"]] if secondary else "",
-                     "images": result["n"], "resampled": result["resampled"]} | _noise_columns(comparison["noise"]))
-    return rows
-
-
-def _noise_columns(noise: pd.DataFrame | None) -> dict:
-    """How the verdict fares across noise seeds: their number, the range of the mean difference, stable or not."""
-    if noise is None:
-        return {"noise seeds": 1, "noise range": "", "stable": "yes"}
-    low, high = noise["difference"].min(), noise["difference"].max()
-    return {"noise seeds": len(noise), "noise range": f"{low:.3g} to {high:.3g}",
-            "stable": "yes" if noise["better"].nunique() == 1 else "no"}
+def _verdict_row(run: Run, metric: str, answers: Answers) -> dict:
+    result, secondary, maps = answers.comparison, answers.secondary or answers.comparison, answers.maps.set_index("map")
+    noise = answers.noise
+    row = {"run": run.name, "network": run.replicate_of or run.name, "dataset": run.dataset, "arch": run.arch,
+           "metric": METRICS[metric].label, "valid": answers.validity["status"]}
+    for cam, name in zip(CAMS, ("Grad-CAM", "HiResCAM")):
+        present = cam in maps.index
+        row[name] = maps.loc[cam, "standing"] if present else ""
+        row[f"{cam} normalised"] = maps.loc[cam, "normalised"] if present else float("nan")
+    return row | {
+        "category": answers.category, "HiResCAM - Grad-CAM": result["mean_difference"], "low": result["low"],
+        "high": result["high"], "p": result["p_value"], "favours": SIDES[result["better"]],
+        "stability": stability(noise),
+        "noise range": "" if noise is None else f"{noise['difference'].min():.3g} to {noise['difference'].max():.3g}",
+        "secondary favours": SIDES[answers.secondary["better"]] if answers.secondary else "",
+        "secondary difference": secondary["mean_difference"], "secondary low": secondary["low"],
+        "secondary high": secondary["high"], "images": result["n"], "units": result["n_groups"],
+        "resampled": result["resampled"]}
 
 
 def _verdicts(rows: list[dict], alpha: float = 0.05) -> pd.DataFrame:
-    """The verdicts of a configuration: Holm-adjusted p-values over its family of primary tests, and the
-    verdict that needs the interval and the adjusted test to agree, and the metric to discriminate."""
+    """The verdicts of a configuration. Holm's adjustment runs over the primary tests whose answer is read
+    (the metric valid, or a robustness measure); a verdict names a map where the interval favours it and
+    the adjusted test agrees and the favoured side is the same for every noise seed."""
     verdicts = pd.DataFrame(rows)
     if verdicts.empty:
         return verdicts
-    verdicts.insert(verdicts.columns.get_loc("p") + 1, "p (Holm)", holm(verdicts["p"]))
-    agreed = verdicts["favours"].where(verdicts["p (Holm)"] < alpha, "neither").where(verdicts["stable"] == "yes",
-                                                                                        UNSTABLE)
-    verdicts["verdict"] = agreed.where(verdicts["discriminates"] != "no", NOT_INTERPRETABLE)
+    read = verdicts["valid"].isin(["valid", "not applicable"])
+    verdicts.insert(verdicts.columns.get_loc("p") + 1, "p (Holm)", np.nan)
+    verdicts.loc[read, "p (Holm)"] = holm(verdicts.loc[read, "p"])
+    verdict = verdicts["favours"].where(verdicts["p (Holm)"] < alpha, "neither")
+    verdict = verdict.where(verdicts["stability"] != "unstable", UNSTABLE)
+    verdicts["verdict"] = verdict.where(read, NOT_VALID)
     return verdicts
 
 
-def _control_rows(run: Run, comparisons: dict[str, dict]) -> list[dict]:
-    return [{"run": run.name, "metric": METRICS[metric]} | row
-            for metric, comparison in comparisons.items() if comparison["controls"] is not None
-            for row in comparison["controls"].to_dict("records")]
+def _map_rows(run: Run, metric: str, answers: Answers) -> list[dict]:
+    return [{"run": run.name, "network": run.replicate_of or run.name, "metric": METRICS[metric].label} | row
+            for row in answers.maps.to_dict("records")]
 
 
-def collect(results_dir: str | os.PathLike, runs: list[str], n_resamples: int = 2000, seed: int = 0,
-            primary: str = "") -> Summary:
+def collect(results_dir: str | os.PathLike, runs: list[str], primary: str = "") -> Summary:
     """Read the finished runs of a configuration (folders under ``results_dir``) into a :class:`Summary`;
     ``primary`` overrides primary endpoints (``"haas.scaling=unit"``)."""
     missing = [name for name in runs if not (Path(results_dir) / name / "report.json").exists()]
     if missing or not runs:
         raise FileNotFoundError(f"no finished runs {missing or runs!r} in {results_dir}: "
                                 "run the pipeline first (make results)")
-    rows, verdicts, controls = [], [], []
+    rows, verdicts, maps = [], [], []
     for name in runs:
         run = Run.open(Path(results_dir) / name)
-        comparisons = compare_run(run, n_resamples, seed, primary)
+        comparisons = compare_run(run, primary)
         rows.append(_run_row(run, comparisons))
-        verdicts += _verdict_rows(run, comparisons)
-        controls += _control_rows(run, comparisons)
-    return Summary(pd.DataFrame(rows), _verdicts(verdicts), pd.DataFrame(controls))
+        for metric, answers in comparisons.items():
+            verdicts.append(_verdict_row(run, metric, answers))
+            maps += _map_rows(run, metric, answers)
+    return Summary(pd.DataFrame(rows), _verdicts(verdicts), pd.DataFrame(maps))
+
+
+def per_network(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """One row per network and metric: training-seed replicates of one network (same data, same test
+    images) count once. Its verdict is the replicates' common verdict, or :data:`DIFFERS`; it is valid, and
+    a CAM informative, only where every replicate says so."""
+    if verdicts.empty:
+        return verdicts
+    def common(values: pd.Series) -> str:
+        return values.iloc[0] if values.nunique() == 1 else DIFFERS
+
+    return verdicts.groupby(["network", "metric"], sort=False).agg(
+        runs=("run", "nunique"), valid=("valid", common), gradcam=("Grad-CAM", common),
+        hirescam=("HiResCAM", common), verdict=("verdict", common)).reset_index()
 
 
 def verdict_counts(verdicts: pd.DataFrame) -> pd.DataFrame:
-    """How many runs each metric (rows: ``aopc``, ``max_sensitivity``, ...) resolves each way.
-
-    Columns ``hirescam``, ``gradcam``, ``neither``, ``unstable`` (the verdict changes with the noise
-    seed) and ``not_interpretable`` (the metric did not discriminate on that run); every metric has a
-    row, zeros where it has no runs.
-    """
-    sides = [*SIDES.values(), UNSTABLE, NOT_INTERPRETABLE]
-    table = pd.DataFrame(0, index=list(METRICS.values()), columns=sides)
-    if len(verdicts):
-        table.update(verdicts.groupby(["metric", "verdict"]).size().unstack(fill_value=0))
-    table.index = list(METRICS)
-    table.columns = ["hirescam", "gradcam", "neither", "unstable", "not_interpretable"]
+    """Per metric (rows: ``aopc``, ``max_sensitivity``, ...), counted over networks (replicates once): how
+    many were scored, on how many the metric is valid, on how many each CAM beats the random map, and how
+    many verdicts go each way. Every metric has a row, zeros where it has no runs."""
+    networks = per_network(verdicts)
+    columns = ["networks", "valid", "gradcam_informative", "hirescam_informative", "hirescam", "gradcam", "neither",
+               "unstable", "not_valid", "differs"]
+    table = pd.DataFrame(0, index=list(METRICS), columns=columns)
+    for key, entry in METRICS.items():
+        rows = networks[networks["metric"] == entry.label] if len(networks) else networks
+        if rows.empty:
+            continue
+        verdicts_ = rows["verdict"].value_counts()
+        informative = [int((rows[cam] == "beats random").sum()) for cam in CAMS]
+        table.loc[key] = [len(rows), int((rows["valid"] == "valid").sum()), *informative,
+                          *(int(verdicts_.get(v, 0)) for v in ("HiResCAM", "Grad-CAM", "neither", UNSTABLE, NOT_VALID,
+                                                                DIFFERS))]
     return table.astype(int)
 
 
-def discriminating_runs(verdicts: pd.DataFrame) -> pd.Series:
-    """On how many runs each metric (key ``aopc``, ...) told both CAMs from the null controls."""
-    yes = verdicts[verdicts["discriminates"] == "yes"] if len(verdicts) else verdicts
-    counts = yes.groupby("metric").size() if len(yes) else pd.Series(dtype=int)
-    return pd.Series({key: int(counts.get(name, 0)) for key, name in METRICS.items()})
+def answer_table(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """The summary's opening table: run x metric, valid?, each CAM's standing and normalised score, verdict."""
+    table = verdicts[["run", "metric", "valid", "Grad-CAM", "gradcam normalised", "HiResCAM", "hirescam normalised",
+                      "HiResCAM - Grad-CAM", "low", "high", "p (Holm)", "units", "verdict"]]
+    return table.rename(columns={"gradcam normalised": "Grad-CAM normalised",
+                                 "hirescam normalised": "HiResCAM normalised"})
 
 
 def sanity_extremes(runs: pd.DataFrame) -> dict[str, float]:
@@ -192,18 +190,18 @@ def sanity_extremes(runs: pd.DataFrame) -> dict[str, float]:
 def secondary_flips(verdicts: pd.DataFrame) -> pd.Series:
     """On how many runs the secondary variant of a metric (key) favours another map than its primary endpoint."""
     flips = verdicts[(verdicts["secondary favours"] != "") & (verdicts["secondary favours"] != verdicts["favours"])]
-    return pd.Series({key: int((flips["metric"] == name).sum()) for key, name in METRICS.items()})
+    return pd.Series({key: int((flips["metric"] == entry.label).sum()) for key, entry in METRICS.items()})
 
 
 def replicate_agreement(verdicts: pd.DataFrame) -> pd.DataFrame | None:
-    """Per run trained several times (``train_seeds``) and metric: the verdict of every replicate, and
+    """Per network trained several times (``train_seeds``) and metric: the verdict of every replicate, and
     whether it holds across independently trained networks. None when no run has replicates."""
     if verdicts.empty:
         return None
-    replicated = verdicts.groupby("replicate of").filter(lambda group: group["run"].nunique() > 1)
+    replicated = verdicts.groupby("network").filter(lambda group: group["run"].nunique() > 1)
     if replicated.empty:
         return None
-    table = replicated.groupby(["replicate of", "metric"])["verdict"].agg(
+    table = replicated.groupby(["network", "metric"])["verdict"].agg(
         verdicts=lambda v: ", ".join(v), holds=lambda v: "yes" if v.nunique() == 1 else "no")
     return table.reset_index()
 
@@ -242,76 +240,39 @@ def haas_extremes(runs: pd.DataFrame) -> pd.DataFrame | None:
 
 
 def forest_table(verdicts: pd.DataFrame) -> pd.DataFrame:
-    """HiResCAM minus Grad-CAM per metric: each run with its interval, the random-effects pooled estimate
-    across runs (DerSimonian and Laird 1986), and the published difference of each model of Table 10 of
-    Lamprou (2023), a difference of two means without an interval.
+    """HiResCAM minus Grad-CAM per metric: each run with its interval, the pooled estimate across networks,
+    and the published difference of each model of Table 10 of Lamprou (2023) (two means, no interval).
 
-    Columns ``metric, label, difference, low, high, source`` (``ours``, ``pooled``, ``Lamprou (2023)``).
-    Runs whose interval has no width (no spread at all) cannot be weighted and are left out of the pooling.
-    Replicates (networks trained with other seeds on the same data and test images) are one study, not
-    several: the pooling takes their mean difference and the mean of their standard errors, as if the
-    replicates were perfectly correlated, which never narrows the pooled interval.
+    Columns ``metric, label, difference, low, high, pred_low, pred_high, source`` (``ours``, ``pooled``,
+    ``Lamprou (2023)``). The pooling (:func:`camfaith.stats.pooled_effect`: random effects, the
+    Hartung-Knapp-Sidik-Jonkman interval and a prediction interval) takes only runs where the metric is
+    valid (or, for Max-Sensitivity, a robustness measure), and Max-Sensitivity in its normalised form
+    only, since its raw value grows with the image size. Replicates (networks trained with other seeds on
+    the same data and test images) are one study: their mean difference and the mean of their standard
+    errors, as if perfectly correlated, which never narrows the pooled interval.
     """
-    rows = [{"metric": v["metric"], "label": v["run"], "difference": v["HiResCAM - Grad-CAM"], "low": v["low"],
-             "high": v["high"], "source": "ours"} for v in verdicts.to_dict("records")]
+    rows = []
     for metric, group in verdicts.groupby("metric", sort=False):
-        errors = pd.Series(interval_standard_error(group["low"], group["high"]), index=group.index)
-        keep = errors > 0  # a run without spread (e.g. all HAAS ties) has no weight
-        studies = pd.DataFrame({"difference": group.loc[keep, "HiResCAM - Grad-CAM"], "error": errors[keep]}
-                               ).groupby(group.loc[keep, "replicate of"].to_numpy()).mean()
-        if len(studies) > 1:
+        scale_free = metric == METRICS["max_sensitivity"].label
+        prefix = "secondary " if scale_free else ""
+        label = f"{metric} (normalised)" if scale_free else metric
+        group = group.rename(columns={f"{prefix}difference" if scale_free else "HiResCAM - Grad-CAM": "difference",
+                                      f"{prefix}low": "est_low", f"{prefix}high": "est_high"})
+        rows += [{"metric": label, "label": v["run"], "difference": v["difference"], "low": v["est_low"],
+                  "high": v["est_high"], "source": "ours"} for v in group.to_dict("records")]
+        pooled_from = group[group["valid"].isin(["valid", "not applicable"])]
+        errors = pd.Series(interval_standard_error(pooled_from["est_low"], pooled_from["est_high"]),
+                           index=pooled_from.index)
+        studies = pd.DataFrame({"difference": pooled_from["difference"], "error": errors}
+                               ).groupby(pooled_from["network"].to_numpy()).mean().dropna()
+        if len(studies) > 1 and (studies["error"] > 0).any():
             pooled = pooled_effect(studies["difference"], studies["error"])
-            rows.append({"metric": metric, "label": "pooled", "difference": pooled["mean"], "low": pooled["low"],
-                         "high": pooled["high"], "source": "pooled"})
+            rows.append({"metric": label, "label": f"pooled ({len(studies)} networks)", "difference": pooled["mean"],
+                         "low": pooled["low"], "high": pooled["high"], "pred_low": pooled["pred_low"],
+                         "pred_high": pooled["pred_high"], "source": "pooled"})
     published = reference_table("table10_summary")
     for metric, column in MEAN_COLUMNS.items():
-        rows += [{"metric": METRICS[metric], "label": f"{row['dataset']} {row['arch']}",
+        rows += [{"metric": METRICS[metric].label, "label": f"{row['dataset']} {row['arch']}",
                   "difference": row[f"{column}_hirescam"] - row[f"{column}_gradcam"], "low": float("nan"),
                   "high": float("nan"), "source": "Lamprou (2023)"} for row in published.to_dict("records")]
     return pd.DataFrame(rows)
-
-
-def localisation_answer(verdicts: pd.DataFrame, controls: pd.DataFrame) -> str:
-    """A paragraph on whether the faithful map is also the one that lands on the object or lesion: per CAM,
-    on how many runs with masks it beats the null controls on relevance mass, then the relevance-mass
-    verdict of every such run beside its AOPC verdict."""
-    metric = METRICS["relevance_mass"]
-    located = verdicts[verdicts["metric"] == metric] if len(verdicts) else verdicts
-    if located.empty:
-        return "No run of this configuration has object or lesion masks, so none measures localisation."
-    text = (f"Relevance mass (the share of a map's mass inside the object or lesion mask) was measured on "
-            f"{len(located)} run(s) with masks.")
-    if len(controls):
-        beats = controls[controls["metric"] == metric].groupby(["map", "run"])["beats"].all().groupby("map").sum()
-        names = {"gradcam": SIDES["first"], "hirescam": SIDES["second"]}
-        text += (" More of the map's mass than of a random map's and of the inverted map's lies inside the mask for "
-                 + " and for ".join(f"{names.get(cam, cam)} on {int(n)}" for cam, n in beats.items()) + ".")
-    wording = {NOT_INTERPRETABLE: "is not interpretable", UNSTABLE: "is unstable"}
-    groups = located.groupby("verdict", sort=False)["run"].apply(list)
-    text += " The verdict between the two " + "; ".join(
-        f"{wording.get(verdict, 'favours ' + verdict)} on {', '.join(runs)}" for verdict, runs in groups.items()) + "."
-    aopc = verdicts[verdicts["metric"] == METRICS["aopc"]].set_index("run")["verdict"]
-    same = [run for run, verdict in zip(located["run"], located["verdict"])
-            if verdict in ("HiResCAM", "Grad-CAM") and aopc.get(run) == verdict]
-    return text + (f" It names the same map as AOPC on {', '.join(same)}: there the map that orders the evidence best "
-                   "also lands on the object." if same else " On no run does it name a map that AOPC also favours.")
-
-
-def answer(verdicts: pd.DataFrame) -> str:
-    """A paragraph that answers the report's question from the verdicts of a configuration."""
-    counts, able = verdict_counts(verdicts), discriminating_runs(verdicts)
-    n_runs = verdicts["run"].nunique()
-    sentences = []
-    for key, name in METRICS.items():
-        tested = int(counts.loc[key].sum())
-        if not tested:
-            continue
-        row = counts.loc[key]
-        sentences.append(
-            f"{name} told both CAMs from a random and an inverted map on {able[key]} of {tested} runs; "
-            f"its verdict favours HiResCAM on {row['hirescam']}, Grad-CAM on {row['gradcam']}, neither on "
-            f"{row['neither']}, changes with the noise seed on {row['unstable']}, and is not interpretable on "
-            f"{row['not_interpretable']}.")
-    return (f"Over the {n_runs} runs of this configuration: " + " ".join(sentences)
-            + " A metric's preference for the faithful map counts only where that metric could see the difference"
-              " between an informative and an uninformative map at all.")

@@ -37,6 +37,7 @@ from camfaith.metrics.aopc import (
     aopc,
     aopc_methods,
     area_between_curves,
+    occlusion_maps,
 )
 from camfaith.metrics.cells import ZeroShares, cell_partition, pool_regions, zero_shares
 from camfaith.metrics.haas import ATTRIBUTION_SCALINGS, HAASResult, ha_attribution, ha_images, haas, haas_ratio
@@ -69,6 +70,7 @@ __all__ = [
     "ZeroShares",
     "aopc",
     "aopc_methods",
+    "occlusion_maps",
     "energy_pointing_game",
     "area_between_curves",
     "cell_partition",

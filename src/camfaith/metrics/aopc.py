@@ -81,6 +81,7 @@ __all__ = [
     "aopc",
     "aopc_methods",
     "area_between_curves",
+    "occlusion_maps",
     "cell_partition",
     "pool_regions",
 ]
@@ -197,12 +198,14 @@ def _clean_scores(
     return softmax_probabilities(clean_logits).gather(1, targets[:, None]).squeeze(1), targets
 
 
-def _perturbed_scores(model: nn.Module, prepared: _Prepared, removal_step: torch.Tensor) -> torch.Tensor:
+def _perturbed_scores(model: nn.Module, prepared: _Prepared, removal_step: torch.Tensor,
+                      cumulative: bool = True) -> torch.Tensor:
     """``f(x_k)`` for every image and step ``k = 1..L``, shape ``(N, L)``, the dtype of the clean scores.
 
     Pair ``p`` of the ``N * L`` (image, step) pairs is image ``p // L`` with its first ``p % L + 1``
     cells removed: the cumulative mask ``removal_step <= k`` takes those pixels from the fill (or,
-    for ROAD, from the imputation of that removed set plus the fill noise).
+    for ROAD, from the imputation of that removed set plus the fill noise). With ``cumulative=False``
+    only the ``k``-th cell is removed (``removal_step == k``), as an occlusion map needs.
     """
     images, fill, targets = prepared.images, prepared.fill, prepared.targets
     n_images, n_cells = images.shape[0], prepared.regions * prepared.regions
@@ -211,7 +214,8 @@ def _perturbed_scores(model: nn.Module, prepared: _Prepared, removal_step: torch
     for start, stop in chunk_bounds(n_pairs, prepared.chunk_size):
         pair = torch.arange(start, stop, device=images.device)
         image_index, step = pair // n_cells, pair % n_cells + 1
-        removed = removal_step[image_index] <= step.view(-1, 1, 1, 1)
+        steps = removal_step[image_index]
+        removed = steps <= step.view(-1, 1, 1, 1) if cumulative else steps == step.view(-1, 1, 1, 1)
         if prepared.road:
             batch = road_impute(images[image_index], removed[:, 0], fill[image_index])
         else:
@@ -251,6 +255,19 @@ def _prepare(
     clean_scores, targets = _clean_scores(model, images, targets, chunk_size)
     road = isinstance(perturbation, str) and perturbation == "road"
     return _Prepared(images, cells, regions, fill, road, tie_keys, targets, clean_scores, chunk_size, schedule), checked
+
+
+def _occlusion(model: nn.Module, prepared: _Prepared) -> torch.Tensor:
+    """``(N, H, W)`` occlusion maps in [0, 1]: per cell, ``f(x_0)`` minus ``f`` with that cell alone removed
+    by the metric's own removal and draws, spread over the cell's pixels and min-max scaled per image
+    (a constant map becomes 0)."""
+    n_images, n_cells = prepared.images.shape[0], prepared.regions * prepared.regions
+    raster = torch.arange(n_cells, device=prepared.images.device).expand(n_images, n_cells)
+    removed_alone = _perturbed_scores(model, prepared, _removal_steps(raster, prepared.cells), cumulative=False)
+    drops = (prepared.clean_scores[:, None] - removed_alone).float()
+    low, high = drops.amin(dim=1, keepdim=True), drops.amax(dim=1, keepdim=True)
+    scaled = torch.where(high > low, (drops - low) / torch.where(high > low, high - low, 1.0), 0.0)
+    return scaled[:, prepared.cells]
 
 
 def _score(model: nn.Module, prepared: _Prepared, maps: torch.Tensor, order: str) -> AOPCResult:
@@ -347,6 +364,8 @@ def aopc_methods(
     orders: tuple[str, ...] = ("morf",),
     tie_break: str = "stable",
     incremental: bool | str = "auto",
+    tie_seed: int | None = None,
+    occlusion: bool = False,
 ) -> dict[tuple[str, str], AOPCResult]:
     """:func:`aopc` of several maps of the same images, paired: one clean pass, the same draws.
 
@@ -354,7 +373,13 @@ def aopc_methods(
     and shared by every map and order, so the result for ``(name, order)`` equals
     ``aopc(model, images, maps[name], regions, perturbation, torch.Generator().manual_seed(seed),
     chunk_size, targets, order, tie_break)`` exactly, and differences between maps are not noise.
-    ``incremental`` chooses the path as in :func:`aopc`.
+    ``incremental`` chooses the path as in :func:`aopc`. ``tie_seed`` draws the random tie keys from a
+    generator of their own (:mod:`camfaith.seeds`) instead of the noise generator.
+
+    ``occlusion=True`` adds the positive control of :mod:`camfaith.controls`, built from these very draws:
+    ``"occlusion"``, the drop of the tracked probability when each cell alone is removed (the occlusion
+    map of Zeiler & Fergus 2014 on the metric's grid, which approximates the best MoRF order), and
+    ``"occlusion_inverted"``, its inversion. It costs one batched forward pass per image and cell.
 
     Returns
     -------
@@ -369,11 +394,37 @@ def aopc_methods(
         check_choice("order", order, ORDERS)
     generator = torch.Generator().manual_seed(seed)
     with evaluating(model), torch.no_grad():
+        tie_generator = None if tie_seed is None else torch.Generator().manual_seed(tie_seed)
         prepared, checked = _prepare(
-            model, images, maps, regions, perturbation, generator, chunk_size, targets, tie_break, None, incremental
+            model, images, maps, regions, perturbation, generator, chunk_size, targets, tie_break, tie_generator,
+            incremental,
         )
+        if occlusion:
+            checked["occlusion"] = _occlusion(model, prepared)
+            checked["occlusion_inverted"] = 1 - checked["occlusion"]
         return {(name, order): _score(model, prepared, values, order) for name, values in checked.items()
                 for order in orders}
+
+
+def occlusion_maps(
+    model: nn.Module,
+    images: torch.Tensor,
+    regions: int = 4,
+    perturbation: str | float = "uniform",
+    seed: int = 0,
+    chunk_size: int = 64,
+    targets: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``(N, H, W)`` occlusion maps in [0, 1] on a ``regions x regions`` grid: the positive control of
+    :mod:`camfaith.controls` for metrics without a grid of their own (HAAS). Each cell's value is the
+    drop of the tracked class probability (``targets``, by default the predicted class) when that cell
+    alone is removed by ``perturbation`` with the noise of ``torch.Generator().manual_seed(seed)``;
+    the same cells and draws as :func:`aopc_methods` with ``occlusion=True``."""
+    generator = torch.Generator().manual_seed(seed)
+    with evaluating(model), torch.no_grad():
+        prepared, _ = _prepare(model, images, {}, regions, perturbation, generator, chunk_size, targets, "stable",
+                               None, False)
+        return _occlusion(model, prepared)
 
 
 def area_between_curves(morf: AOPCResult | torch.Tensor, lerf: AOPCResult | torch.Tensor) -> torch.Tensor:

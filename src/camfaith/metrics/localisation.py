@@ -44,15 +44,22 @@ def relevance_mass(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return _share((maps * masks).sum(dim=(1, 2)), maps.sum(dim=(1, 2)))
 
 
-def relevance_rank(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+def relevance_rank(maps: torch.Tensor, masks: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Share of the ``K`` highest-ranked pixels that lie on the mask, ``K = |mask|`` (Arras et al. 2022).
 
-    Ties at the K-th value are broken by pixel index (a stable sort); an empty mask scores 0.
+    Equal pixels (the zeros a ReLU leaves) are ordered at random with keys from ``generator`` (a CPU
+    generator, so the keys are the same on every device), or by pixel index (a stable sort) without
+    one: a raster order is a map nobody proposed. An empty mask scores 0.
     """
     maps, masks = _prepared(maps, masks)
     flat, on_mask = maps.flatten(1), masks.flatten(1)
     sizes = on_mask.sum(dim=1)
-    order = torch.sort(flat, dim=1, descending=True, stable=True).indices
+    if generator is None:
+        order = torch.sort(flat, dim=1, descending=True, stable=True).indices
+    else:
+        shuffle = torch.rand(flat.shape, generator=generator).to(flat.device).argsort(dim=1)
+        ranked = torch.sort(flat.gather(1, shuffle), dim=1, descending=True, stable=True).indices
+        order = shuffle.gather(1, ranked)
     ranked_on_mask = on_mask.gather(1, order)
     top = torch.arange(flat.shape[1], device=flat.device)[None, :] < sizes[:, None]
     return _share((ranked_on_mask & top).sum(dim=1).float(), sizes.float())

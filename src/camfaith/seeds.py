@@ -1,0 +1,31 @@
+"""Separate seeded random streams: one per use, derived from the run's seed.
+
+A run has one seed, but several things in it are random: the removal noise of AOPC, the noise of
+Max-Sensitivity, the random control map, the random tie-break of AOPC. Drawn from one generator
+seeded alike, two of them are the same numbers (a random map that is a rescaled copy of the
+image's own removal noise is not a control that knows nothing). :func:`stream_seed` derives an
+independent seed per named stream with NumPy's ``SeedSequence`` (its spawn key keeps streams apart
+for the same entropy), so each stream is reproducible from the run's seed and unrelated to the others.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import torch
+
+STREAMS = ("random map", "tie break")
+
+
+def stream_seed(seed: int, stream: str) -> int:
+    """A 63-bit seed for the named ``stream`` of a run seeded with ``seed`` (one of :data:`STREAMS`)."""
+    if stream not in STREAMS:
+        raise ValueError(f"unknown random stream {stream!r}; use one of {STREAMS}")
+    sequence = np.random.SeedSequence(int(seed), spawn_key=(zlib.crc32(stream.encode()),))
+    return int(sequence.generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def stream_generator(seed: int, stream: str) -> torch.Generator:
+    """A CPU generator seeded with :func:`stream_seed` (CPU draws are the same on every device)."""
+    return torch.Generator().manual_seed(stream_seed(seed, stream))
