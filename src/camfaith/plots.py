@@ -1,4 +1,5 @@
-"""Figures of the report. Each function takes tidy results and returns a matplotlib Figure."""
+"""Figures and tables of the report: each function takes tidy results and returns a matplotlib Figure or a
+table for readers (a pandas Styler, or Markdown for tables of text)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from IPython.display import Markdown
 from pandas.io.formats.style import Styler
 
 from camfaith.endpoints import METRICS
@@ -50,6 +52,11 @@ def format_table(frame: pd.DataFrame | pd.Series, digits: int = 4, formats: dict
     if formats:
         styler = styler.format(formats, subset=list(formats), na_rep="")  # the other columns keep ``digits``
     return styler.set_table_attributes('class="dataframe"')
+
+
+def markdown_table(frame: pd.DataFrame) -> Markdown:
+    """A small table of text as Markdown, whose cells wrap in the book (a Styler keeps each cell on one line)."""
+    return Markdown(frame.to_markdown(index=False))
 
 
 def method_table(comparison: pd.DataFrame) -> pd.DataFrame:
