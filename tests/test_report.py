@@ -87,7 +87,7 @@ def test_a_second_configuration_replaces_every_number_of_the_first(tiny_study, b
     for page in ("book/summary.html", "book/intro.html"):
         text = (html / page).read_text()
         assert 'pasted-text">second<' in text and 'pasted-text">tiny<' not in text, page
-    assert "runs: 2 , networks: 2" in words(html / "book/summary.html")
+    assert "runs: 2 , networks: 1" in words(html / "book/summary.html")
 
 
 def test_train_seeds_replicate_a_run_with_other_training_seeds(tmp_path, tiny_config):

@@ -127,4 +127,4 @@ def test_the_book_builds_from_the_full_size_study(smoke_study, book_copy):
     html = build_book(smoke_study / "notebooks", book_copy)
     summary = (html / "book/summary.html").read_text()
     assert 'pasted-text">thesis-smoke<' in summary and "{glue" not in summary
-    assert "Over the 3 runs" in " ".join(re.sub(r"<[^>]+>", " ", summary).split())
+    assert "runs: 3 , networks: 3" in " ".join(re.sub(r"<[^>]+>", " ", summary).split())
