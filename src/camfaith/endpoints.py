@@ -238,7 +238,7 @@ class Answers(NamedTuple):
     validity: dict
     maps: pd.DataFrame  # informativeness of every map
     comparison: dict  # HiResCAM against Grad-CAM (second - first)
-    category: str  # both informative / only HiResCAM / only Grad-CAM / neither informative
+    category: str  # both informative / only HiResCAM / only Grad-CAM / neither informative / robustness measure
     noise: pd.DataFrame | None  # the comparison per noise seed
     secondary: dict | None  # the comparison on the secondary variant
 
@@ -260,8 +260,10 @@ def answers(frame: pd.DataFrame, metric: str, settings: dict | None = None, n_re
     if entry.secondary and entry.secondary != settings and all(
             column in frame and (frame[column] == value).any() for column, value in entry.secondary.items()):
         secondary = comparer(frame, metric, entry.secondary, n_resamples, seed, groups)(*CAMS)
-    return Answers(validity(compare, metric), maps, compare(*CAMS),
-                   CATEGORIES[(informative.get("gradcam", False), informative.get("hirescam", False))],
+    category = CATEGORIES[(informative.get("gradcam", False), informative.get("hirescam", False))]
+    if entry.validity == "none":  # beating a random map is stability there, not information
+        category = "robustness measure"
+    return Answers(validity(compare, metric), maps, compare(*CAMS), category,
                    noise_stability(frame, metric, n_resamples, seed, groups, settings), secondary)
 
 
