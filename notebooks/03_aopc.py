@@ -54,7 +54,7 @@ from camfaith.controls import reference_maps
 from camfaith.device import model_device
 from camfaith.endpoints import METRICS, answer_table, ordered, validity_table
 from camfaith.parameters import check_positive_integers, parse_list
-from camfaith.plots import METHOD_LABELS, format_table, markdown_table, method_table, metric_by_setting, morf_panels
+from camfaith.plots import METHOD_LABELS, format_table, method_table, metric_by_setting, morf_panels, text_table
 from camfaith.runs import Run
 from camfaith.scoring import aopc_scores, morf_minus_lerf, tie_table
 from camfaith.seeds import stream_generator
@@ -88,7 +88,7 @@ stable_ties, _ = aopc_scores(model, images, ids, {m: maps[m] for m in METHODS}, 
                              perturbation, tie_break="stable", chunk_size=chunk_size)
 run.save_scores("aopc", pd.concat([per_image, stable_ties], ignore_index=True))
 answers = run.answers(per_image, "aopc")
-glue("aopc_answers", markdown_table(answer_table(answers)), display=False)
+glue("aopc_answers", text_table(answer_table(answers)), display=False)
 map_order = ordered(per_image["method"].unique())
 means = per_image.groupby(["regions", "method"])["aopc"].mean().unstack()[map_order]
 glue("aopc_means", format_table(means.rename(columns=METHOD_LABELS)))

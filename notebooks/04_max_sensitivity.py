@@ -53,7 +53,7 @@ from camfaith.controls import control_explainers
 from camfaith.device import model_device
 from camfaith.endpoints import METRICS, answer_table
 from camfaith.parameters import check_positive_integers, parse_list
-from camfaith.plots import METHOD_LABELS, format_table, markdown_table, method_table, metric_by_setting
+from camfaith.plots import METHOD_LABELS, format_table, method_table, metric_by_setting, text_table
 from camfaith.runs import Run
 from camfaith.scoring import sensitivity_scores
 from camfaith.seeds import stream_generator
@@ -99,7 +99,7 @@ glue("sens_means", format_table(means.rename(columns=METHOD_LABELS)))
 
 # %% tags=["hide-input"]
 answers = run.answers(per_image, "max_sensitivity")
-glue("sens_answers", markdown_table(answer_table(answers)), display=False)
+glue("sens_answers", text_table(answer_table(answers)), display=False)
 glue("sens_maps", format_table(answers.maps.replace(METHOD_LABELS)))
 
 # %% [markdown]

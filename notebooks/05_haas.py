@@ -57,7 +57,7 @@ from camfaith.device import model_device
 from camfaith.endpoints import answer_table, validity_table
 from camfaith.metrics import ATTRIBUTION_SCALINGS, ha_attribution, ha_images, occlusion_maps
 from camfaith.parameters import check_choice, check_positive_integers, parse_list
-from camfaith.plots import METHOD_LABELS, format_table, image_rows, markdown_table
+from camfaith.plots import METHOD_LABELS, format_table, image_rows, text_table
 from camfaith.runs import Run
 from camfaith.scoring import haas_scores, haas_table
 from camfaith.seeds import stream_generator
@@ -91,7 +91,7 @@ maps |= {key: explained[key] for key in ("raw_gradcam", "raw_hirescam")}
 per_image = haas_scores(model, images, labels, ids, maps, scaling_list)
 run.save_scores("haas", per_image)
 answers = run.answers(per_image, "haas")
-glue("haas_answers", markdown_table(answer_table(answers)), display=False)
+glue("haas_answers", text_table(answer_table(answers)), display=False)
 scores = haas_table(per_image)
 glue("haas_table", format_table(scores.rename(columns=METHOD_LABELS)), display=False)
 for scaling in scores.index:

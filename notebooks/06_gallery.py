@@ -43,7 +43,7 @@ from camfaith.controls import reference_maps
 from camfaith.device import model_device
 from camfaith.endpoints import answer_table
 from camfaith.parameters import check_positive_integers
-from camfaith.plots import METHOD_LABELS, format_table, map_gallery, markdown_table, method_table
+from camfaith.plots import METHOD_LABELS, format_table, map_gallery, method_table, text_table
 from camfaith.runs import Run
 from camfaith.scoring import localisation_scores
 from camfaith.seeds import stream_generator
@@ -85,7 +85,7 @@ else:
     per_image = localisation_scores(maps, masks, ids, labels, explained["targets"], run.seed)
     run.save_scores("localisation", per_image)
     answers = run.answers(per_image, "relevance_mass")
-    glue("gallery_answers", markdown_table(answer_table(answers)))
+    glue("gallery_answers", text_table(answer_table(answers)))
     glue("gallery_maps", format_table(answers.maps.replace(METHOD_LABELS)))
     table = pd.concat([method_table(run.compare_methods(per_image.assign(all="all"), score, ["all"],
                                                         higher_is_better=True)).assign(score=score)

@@ -1,5 +1,5 @@
 """Figures and tables of the report: each function takes tidy results and returns a matplotlib Figure or a
-table for readers (a pandas Styler, or Markdown for tables of text)."""
+table for readers (a pandas Styler, or plain HTML for tables of sentences)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import Markdown
+from IPython.display import HTML
 from pandas.io.formats.style import Styler
 
 from camfaith.endpoints import METRICS
@@ -54,9 +54,10 @@ def format_table(frame: pd.DataFrame | pd.Series, digits: int = 4, formats: dict
     return styler.set_table_attributes('class="dataframe"')
 
 
-def markdown_table(frame: pd.DataFrame) -> Markdown:
-    """A small table of text as Markdown, whose cells wrap in the book (a Styler keeps each cell on one line)."""
-    return Markdown(frame.to_markdown(index=False))
+def text_table(frame: pd.DataFrame) -> HTML:
+    """A small table of sentences as plain HTML, whose cells wrap in the book (a Styler table keeps each cell
+    on one line and scrolls)."""
+    return HTML(frame.to_html(index=False, border=0, classes="text-table"))
 
 
 def method_table(comparison: pd.DataFrame) -> pd.DataFrame:
