@@ -8,7 +8,7 @@
 #   4. everything it measured (a timing per step, the logs, the benchmark results, the built book) under one
 #      folder, OUT (default _build/gpu), so that one call on a lent machine brings it all back.
 #
-#   bash benchmarks/gpu.sh              run it (DEVICE=cuda)
+#   bash benchmarks/gpu.sh              run it (DEVICE=cuda; JOBS=4 runs four chapters at a time)
 #   bash benchmarks/gpu.sh --dry-run    check every step without running it: the scripts and options exist,
 #                                       the thesis-smoke workflow resolves, the device tests collect (CPU only)
 set -euo pipefail
@@ -37,7 +37,7 @@ step() {
 if python3 -c "import torch, torchvision, pytorch_grad_cam, snakemake, papermill, jupyter_book" 2> /dev/null \
     && [ ! -x .venv/bin/python ]; then
   PYTHON=python3
-  python3 -m pip install --quiet --no-deps -e . > "$OUT/install.log" 2>&1 || true
+  python3 -m pip install --quiet --no-deps --no-build-isolation -e . > "$OUT/install.log" 2>&1 || true  # offline too
 else
   [ "$DRY_RUN" = 1 ] && [ ! -x .venv/bin/python ] && { echo "dry run: no .venv, run make venv first" >&2; exit 2; }
   make venv > "$OUT/install.log" 2>&1
@@ -60,7 +60,7 @@ fi
 SMOKE_DIR="$OUT/thesis-smoke"
 mkdir -p "$SMOKE_DIR"
 SNAKE=(snakemake --snakefile "$PWD/Snakefile" --directory "$SMOKE_DIR" --configfile "$PWD/configs/thesis-smoke.yaml"
-       --config "device=$DEVICE" --cores 1)
+       --config "device=$DEVICE" --cores "${JOBS:-1}")
 if [ "$DRY_RUN" = 1 ]; then
   step device-tests "$PYTHON" -m pytest --collect-only -q tests/test_device.py
   step thesis-smoke "${SNAKE[@]}" --dry-run
