@@ -226,7 +226,9 @@ print(f"AUTO_MIN_SPEEDUP = {AUTO_MIN_SPEEDUP}; auto's choice matches the measure
 # `configs/thesis.yaml`. Multiplying them by the per-image costs measured at 224 px gives the hours of
 # each chapter, summed over the eight runs (`benchmarks/projection.py` states what each chapter counts).
 # Training is an upper bound: it counts a full backward pass and every epoch, while most runs freeze
-# layers and stop early. The CPU column is one thread of the machine above, on which other jobs ran.
+# layers and stop early. The CPU column is one thread of the machine above, on which other jobs ran. The GPU
+# column comes from `benchmarks/gpu.sh` on the GPU named below, with the same two images per batch: so small a
+# batch leaves a large GPU waiting on kernel launches, so that column is an upper bound.
 
 # %% tags=["hide-input"]
 thesis = yaml.safe_load(located(thesis_config).read_text())

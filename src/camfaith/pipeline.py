@@ -99,8 +99,10 @@ def build_book(executed: str | os.PathLike, root: str | os.PathLike = ".") -> Pa
     """
     root = Path(root)
     publish(executed, root / "book" / "generated")
-    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "-W", "-n", "--keep-going",
-               "--all", "-q"]
+    # through this interpreter, not a jupyter-book script beside it: an installation into another prefix
+    # (pip --target, a user site) puts the script elsewhere
+    command = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(root), "-W", "-n",
+               "--keep-going", "--all", "-q"]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode:
         raise RuntimeError(f"the book did not build:\n{(result.stdout + result.stderr).strip()[-6000:]}")
