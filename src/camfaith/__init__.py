@@ -1,14 +1,16 @@
 """camfaith: are faithful class-activation maps also the better ones?
 
-The helper package of the report: model surgery, Grad-CAM and HiResCAM, the propositions as checks,
-the evaluation metrics and the controls that validate them, the data, the training, the run folders and the summary.
+The helper package of the report: model surgery, Grad-CAM, HiResCAM and the rest of the CAM family, the
+propositions as checks, the evaluation metrics and the controls that validate them, the data, the training,
+the run folders and the summary.
 """
 
 from camfaith.cams import cams, explain, explainer
 from camfaith.data import DATASETS, DatasetSplits, load_dataset
 from camfaith.endpoints import METRICS, answers
 from camfaith.evaluate import classification_report, predict
-from camfaith.metrics import aopc, ha_images, haas, max_sensitivity, occlusion_maps, relevance_mass
+from camfaith.family import FAMILY, family_maps
+from camfaith.metrics import aopc, feature_deletion, ha_images, haas, max_sensitivity, occlusion_maps, relevance_mass
 from camfaith.models import ARCHITECTURES, build_model
 from camfaith.runs import Run
 from camfaith.stats import compare_methods, paired_comparison
@@ -20,6 +22,7 @@ __all__ = [
     "ARCHITECTURES",
     "DATASETS",
     "DatasetSplits",
+    "FAMILY",
     "METRICS",
     "Run",
     "TrainConfig",
@@ -32,6 +35,8 @@ __all__ = [
     "compare_methods",
     "explain",
     "explainer",
+    "family_maps",
+    "feature_deletion",
     "ha_images",
     "haas",
     "identity_residuals",

@@ -18,6 +18,9 @@ Score directions, also stored as the function attribute ``higher_is_better``:
   :mod:`~camfaith.metrics.max_sensitivity`): lower is better.
 - :func:`haas` (Lee et al. 2022, eq. 9-10 of Lamprou 2023; :mod:`~camfaith.metrics.haas`): higher
   is better; above 1 the attribution helps the model.
+- :func:`feature_deletion` (:mod:`~camfaith.metrics.feature_deletion`): AOPC's form on the target
+  layer's grid, the logit tracked through the head; higher is better, and on a one-Linear Flatten
+  head HiResCAM's order is the best one. :func:`feature_occlusion` is its positive control.
 - :func:`relevance_mass`, :func:`relevance_rank` (Arras et al. 2022) and
   :func:`energy_pointing_game` (Wang et al. 2020; all in :mod:`~camfaith.metrics.localisation`), for
   data with ground-truth masks: higher is better.
@@ -40,6 +43,7 @@ from camfaith.metrics.aopc import (
     occlusion_maps,
 )
 from camfaith.metrics.cells import ZeroShares, cell_partition, pool_regions, zero_shares
+from camfaith.metrics.feature_deletion import FeatureDeletionResult, deletion_ranks, feature_deletion, feature_occlusion
 from camfaith.metrics.haas import ATTRIBUTION_SCALINGS, HAASResult, ha_attribution, ha_images, haas, haas_ratio
 from camfaith.metrics.incremental import (
     AUTO_DEVICES,
@@ -54,6 +58,10 @@ from camfaith.metrics.max_sensitivity import MaxSensitivityResult, max_sensitivi
 from camfaith.metrics.road import ROAD_NOISE, road_impute
 
 __all__ = [
+    "FeatureDeletionResult",
+    "deletion_ranks",
+    "feature_deletion",
+    "feature_occlusion",
     "ATTRIBUTION_SCALINGS",
     "AUTO_DEVICES",
     "AUTO_MIN_SPEEDUP",
