@@ -46,12 +46,17 @@ configuration = "default"  # the configuration's name, shown on the front page
 primary = ""  # overrides of the primary endpoints, see camfaith.endpoints.primary_settings
 
 # %% tags=["hide-input"]
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import pandas as pd
 from myst_nb import glue
 
+from camfaith.endpoints import ENDPOINTS
 from camfaith.parameters import parse_list
 from camfaith.plots import METHOD_LABELS, accuracy_scatter, forest_plot, format_table
+from camfaith.ranking import FAMILY_SCORES, family_ranks
+from camfaith.runs import Run
 from camfaith.summary import (
     answer_table,
     collect,
@@ -108,6 +113,25 @@ format_table(counts.reset_index(names="metric"))
 
 # %% tags=["hide-input"]
 glue("summary_maps", format_table(summary.maps.replace(METHOD_LABELS), 3))
+
+# %% [markdown]
+# ## The CAM family across the networks
+#
+# Each map's mean rank (1 = best) on AOPC and on feature deletion, averaged over the networks (replicates of
+# one network first averaged), with the level the theory gives it; and Page's trend test of location-exact
+# above complete above neither, with the networks as blocks. Does faithfulness by construction predict the
+# metrics' ranking?
+
+# %% tags=["hide-input"]
+family_mean_ranks, family_tests = family_ranks([Run.open(Path(results_dir) / name) for name in parse_list(runs, str)],
+                                               {m: ENDPOINTS[m].label for m in FAMILY_SCORES})
+if family_mean_ranks.empty:
+    print("No run of this configuration has a family chapter.")
+else:
+    glue("summary_family_ranks", format_table(family_mean_ranks.replace(METHOD_LABELS), 2), display=False)
+    glue("summary_family_tests", format_table(family_tests, 3), display=False)
+    glue("summary_family_networks", int(family_tests["networks"].max()), display=False)
+    format_table(family_mean_ranks.replace(METHOD_LABELS), 2)
 
 # %% [markdown]
 # ## The full verdicts

@@ -29,6 +29,8 @@ TINY = {
         "max_sensitivity": {"n_images": 6, "radii": "0.1", "samples": "2", "chunk_size": 8, "noise_seeds": 2},
         "haas": {"n_images": 16, "scalings": "centered,unit"},
         "gallery": {"n_images": 2, "n_localisation": 8},
+        "family": {"n_images": 4, "regions": "2", "perturbation": "uniform", "chunk_size": 64, "n_gallery": 1,
+                   "methods": ""},
         "sanity": {"n_images": 4, "n_examples": 2},
     },
     "runs": [{"dataset": "synthetic", "arch": "vgg11"}],

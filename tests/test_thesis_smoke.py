@@ -24,7 +24,7 @@ from camfaith.runs import Run
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SMOKE = ROOT / "configs/thesis-smoke.yaml"
-TOPICS = ("02_train", "03_aopc", "04_max_sensitivity", "05_haas", "06_gallery", "08_sanity")
+TOPICS = ("02_train", "03_aopc", "04_max_sensitivity", "05_haas", "06_gallery", "08_sanity", "09_family")
 
 #: What the CPU run changes in configs/thesis-smoke.yaml, and why. A forward pass at 224 px takes 0.2 s
 #: (ResNet34) to 1.3 s (VGG19) on one core of this CPU. AOPC at the sizes 4, 8, 11 and 14 removes
@@ -34,7 +34,9 @@ TOPICS = ("02_train", "03_aopc", "04_max_sensitivity", "05_haas", "06_gallery", 
 #: quadrants); the grid size only sets how many cells are removed. One Max-Sensitivity radius of the
 #: six runs the same code as the six; the largest moves the images farthest from the data. The
 #: Table 1 chapter checks one of the three networks: its code does not depend on the architecture,
-#: and the runs explain all three at 224 px.
+#: and the runs explain all three at 224 px. The family chapter runs four of its maps, one per code path
+#: (one pass of gradients, the weights of XGrad-CAM, Ablation-CAM through the head) and every level of the
+#: hierarchy: Score-CAM masks the image once per channel, 2048 passes of ResNet50 per image.
 CPU_REDUCTIONS = {
     ("device",): "cpu",
     ("faithfulness", "archs"): "resnet34",
@@ -43,6 +45,8 @@ CPU_REDUCTIONS = {
     ("defaults", "haas", "n_images"): 4,
     ("defaults", "max_sensitivity", "radii"): "0.5",
     ("defaults", "max_sensitivity", "samples"): "1",
+    ("defaults", "family", "regions"): "2",
+    ("defaults", "family", "methods"): "gradcam,hirescam,xgradcam,ablationcam",
 }
 
 

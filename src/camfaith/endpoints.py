@@ -69,6 +69,12 @@ METRICS = {
     "relevance_mass": Metric("Relevance mass", "localisation", "relevance_mass", True, {}, None, "chance", CHANCE,
                              ORACLE),
 }
+# Metrics of the family chapter alone: scored for every map on every run, never in the verdicts of the summary
+# (on a one-Linear Flatten head the theory already knows which order is best).
+ENDPOINTS = METRICS | {
+    "feature_deletion": Metric("Feature deletion", "feature_deletion", "feature_deletion", True, {}, None, "controls",
+                               "random", POSITIVE),
+}
 CATEGORIES = {(True, True): "both informative", (False, True): "only HiResCAM", (True, False): "only Grad-CAM",
               (False, False): "neither informative"}
 
@@ -91,8 +97,8 @@ def primary_settings(text: str = "") -> dict[str, dict]:
 
 def select(frame: pd.DataFrame, metric: str, settings: dict | None = None) -> pd.DataFrame:
     """The rows of a per-image table in the metric's primary setting (or in ``settings``)."""
-    check_choice("metric", metric, METRICS)
-    wanted = METRICS[metric].settings if settings is None else settings
+    check_choice("metric", metric, ENDPOINTS)
+    wanted = ENDPOINTS[metric].settings if settings is None else settings
     for column, value in wanted.items():
         if column in frame:
             frame = frame[frame[column] == value]
@@ -118,7 +124,7 @@ def per_image_values(frame: pd.DataFrame, metric: str, settings: dict | None = N
 
     The mean of a map's column over the images (divided by the mean denominator) is its score.
     """
-    entry, rows = METRICS[metric], select(frame, metric, settings)
+    entry, rows = ENDPOINTS[metric], select(frame, metric, settings)
     if entry.column is None:  # HAAS: HA correctness over the correctness on the originals
         rows = rows.assign(ha_right=(rows["ha_prediction"] == rows["label"]).astype(float),
                            right=(rows["prediction"] == rows["label"]).astype(float))
@@ -136,7 +142,7 @@ def comparer(frame: pd.DataFrame, metric: str, settings: dict | None = None, n_r
     normalised score of a map (:func:`camfaith.stats.normalised_score`) where the metric has a
     positive control; ``compare.methods`` lists the maps scored.
     """
-    entry = METRICS[metric]
+    entry = ENDPOINTS[metric]
     values, denominator = per_image_values(frame, metric, settings)
     options = dict(n_resamples=n_resamples, seed=seed, groups=_aligned(groups, values.index))
 
@@ -170,7 +176,7 @@ def validity(compare: Callable, metric: str) -> dict:
     ``"not applicable"`` (a robustness measure) or ``"no controls"`` (scores without them), with the
     two comparisons it rests on (positive control against random, random against the inverted control)
     and the oracle's where the data have masks."""
-    entry = METRICS[metric]
+    entry = ENDPOINTS[metric]
     if entry.validity == "none":
         return {"status": "not applicable", "positive": None, "negative": None, "oracle": None}
     if entry.validity == "chance":
@@ -194,7 +200,7 @@ def informativeness(compare: Callable, metric: str) -> pd.DataFrame:
     """Question 2, per map: its score, its difference from the random map (or the chance level) with
     the interval and where that leaves it, its normalised score with its interval, and whether it beats
     its own inversion (where that was scored)."""
-    entry = METRICS[metric]
+    entry = ENDPOINTS[metric]
     rows = []
     for name in ordered([m for m in compare.methods if m != entry.reference]):
         against = compare(entry.reference, name)
@@ -251,7 +257,7 @@ def answers(frame: pd.DataFrame, metric: str, settings: dict | None = None, n_re
     groups the units of every interval and test. :meth:`camfaith.runs.Run.answers` calls this with the
     run's seed and groups, for the chapters and the summary alike.
     """
-    entry = METRICS[metric]
+    entry = ENDPOINTS[metric]
     settings = entry.settings if settings is None else settings
     compare = comparer(frame, metric, settings, n_resamples, seed, groups)
     maps = informativeness(compare, metric)

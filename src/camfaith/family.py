@@ -26,6 +26,7 @@ denominators) are pytorch-grad-cam's, so that every map equals the library's.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -164,3 +165,38 @@ def family_maps(model: nn.Module, target_layer: nn.Module, images: torch.Tensor,
     if raw:
         maps |= {f"raw_{m}": signed[m] for m in methods}
     return maps | {"targets": targets}
+
+
+def logit_shares(model: nn.Module, activations: torch.Tensor,
+                 targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each location's share of the logit minus the bias (``N, D1, D2``), and that total (``N``), for a
+    head of one Linear layer after Flatten or GAP: ``sum_f W_fij A_fij`` (GAP: ``W_f A_fij / (D1 D2)``)."""
+    head_type = getattr(model, "head_type", None)
+    if head_type not in ("flatten", "gap"):
+        raise ValueError(f"the shares of the logit are exact for one Linear after Flatten or GAP; this head is "
+                         f"{head_type!r} (build the model with head='flatten' or 'gap')")
+    linear = model.head[-1]
+    weights = linear.weight[targets].detach()
+    if head_type == "flatten":
+        shares = (weights.reshape(activations.shape) * activations).sum(dim=1)
+    else:
+        shares = (weights[:, :, None, None] * activations).sum(dim=1) / activations[0, 0].numel()
+    return shares, shares.sum(dim=(1, 2))
+
+
+def hierarchy_table(model: nn.Module, target_layer: nn.Module, images: torch.Tensor, methods=FAMILY) -> pd.DataFrame:
+    """The hierarchy of faithfulness measured on a network: per method, its level by the theory, the
+    largest distance of its raw map from the shares of the logit (relative to the largest share: 0 for a
+    location-exact map), and the mean relative distance of its total from the logit minus the bias (0 for
+    a complete map)."""
+    maps = family_maps(model, target_layer, images, methods=methods, raw=True)
+    activations, _, _, targets = activations_and_gradients(model, target_layer, images, maps["targets"])
+    shares, totals = logit_shares(model, activations, targets)
+    scale = shares.abs().amax(dim=(1, 2))
+    rows = []
+    for method in methods:
+        raw = maps[f"raw_{method}"]
+        rows.append({"method": method, "level": faithfulness_level(method, model.head_type),
+                     "location error": float(((raw - shares).abs().amax(dim=(1, 2)) / scale).max()),
+                     "total error": float(((raw.sum(dim=(1, 2)) - totals).abs() / totals.abs()).mean())})
+    return pd.DataFrame(rows)

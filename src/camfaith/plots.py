@@ -8,6 +8,7 @@ import hashlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import scikit_posthocs
 import torch
 from IPython.display import HTML
 from pandas.io.formats.style import Styler
@@ -16,6 +17,10 @@ from camfaith.endpoints import METRICS
 
 METHOD_LABELS = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM", "occlusion": "occlusion", "mask": "object mask",
                  "random": "random map", "centre": "centre prior", "edges": "Sobel edges", "chance": "chance level"}
+METHOD_LABELS |= {"xgradcam": "XGrad-CAM", "gradcam_plusplus": "Grad-CAM++",
+                  "gradcam_elementwise": "Grad-CAM element-wise", "layercam": "LayerCAM", "eigencam": "EigenCAM",
+                  "eigengradcam": "EigenGradCAM",
+                  "ablationcam": "Ablation-CAM", "scorecam": "Score-CAM"}
 METHOD_LABELS |= {f"{name}_inverted": f"1 - {METHOD_LABELS[name]}" for name in ("gradcam", "hirescam", "occlusion",
                                                                                   "mask")}
 METHOD_COLOURS = {"gradcam": "tab:orange", "hirescam": "tab:blue", "occlusion": "tab:green", "mask": "tab:red",
@@ -252,5 +257,18 @@ def forest_plot(table: pd.DataFrame):
         ax.set_title(f"{metric}: HiResCAM better to the {side}", fontsize=9, loc="left")
     axes[-1, 0].set_xlabel("HiResCAM - Grad-CAM (95% interval)")
     axes[0, 0].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def critical_difference(ranking, alpha: float = 0.05):
+    """The critical-difference diagram of a :class:`camfaith.ranking.Ranking`: the maps' mean ranks on one
+    axis (1 = best), maps that Conover's Holm-adjusted test cannot tell apart joined by a bar."""
+    fig, ax = plt.subplots(figsize=(8, 0.5 + 0.3 * len(ranking.mean_ranks)))
+    labels = {name: METHOD_LABELS.get(name, name) for name in ranking.mean_ranks.index}
+    scikit_posthocs.critical_difference_diagram(ranking.mean_ranks.rename(labels),
+                                                ranking.posthoc.rename(index=labels, columns=labels),
+                                                alpha=alpha, ax=ax)
+    ax.set_title(f"mean rank over {ranking.blocks} blocks (1 = best)", fontsize=9)
     fig.tight_layout()
     return fig

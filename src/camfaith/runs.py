@@ -46,7 +46,8 @@ RUN_FILE = "run.json"
 MANIFEST_FILE = "manifest.csv"
 REPORT_FILE = "report.json"
 CONFUSION_FILE = "confusion_matrix.csv"
-SCORES = ("aopc", "aopc_removal", "max_sensitivity", "haas", "localisation", "sanity", "identity")
+SCORES = ("aopc", "aopc_removal", "max_sensitivity", "haas", "localisation", "sanity", "identity", "family_aopc",
+          "feature_deletion")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,177 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The CAM family: {run}
+#
+# The study's question asked of every CAM of pytorch-grad-cam that applies to this network: does
+# faithfulness by construction predict how the metrics rank the maps?
+
+# %% [markdown]
+# The theory ({ref}`family-theory`) places each method on one of three levels for this network's head:
+# **location-exact** (each entry of the raw map is that location's share of the logit), **complete**
+# (only the map's total is), or **neither**. The measured table checks the levels on this trained
+# network: the largest distance of each raw map from the shares of the logit, relative to the largest
+# share, and the mean relative distance of its total from the logit minus the bias.
+#
+# ```{glue} family_levels
+# ```
+#
+# ```{glue:figure} family_gallery_fig
+# Every map of the family on test images (true class → predicted class), post-processed as the library
+# does (ReLU, min-max, bilinear upsampling).
+# ```
+#
+# The parameters, with their defaults; the values the pipeline set for this chapter follow in the cell
+# that papermill injects.
+
+# %% tags=["parameters"]
+run_dir = "results/scratch/synthetic_vgg11"  # a run folder written by the training chapter
+device = "auto"  # auto, cpu or cuda
+n_images = 16  # test images scored
+regions = "4,8"  # AOPC heatmap sizes (cells per side), averaged per image as in the AOPC chapter
+perturbation = "uniform"  # AOPC's removal: uniform noise in [-1, 1], image_range, or a constant such as 0.0
+chunk_size = 64  # perturbed (or masked) images per forward pass
+n_gallery = 3  # images in the gallery
+methods = ""  # methods of the family besides Grad-CAM and HiResCAM, comma-separated; empty for all
+# (Score-CAM costs one forward pass per channel and image)
+
+# %% tags=["hide-input"]
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+from myst_nb import glue
+
+from camfaith.cams import activations_and_gradients
+from camfaith.controls import random_maps, reference_maps
+from camfaith.device import model_device
+from camfaith.endpoints import ENDPOINTS, per_image_values, validity_table
+from camfaith.family import FAMILY, faithfulness_level, family_maps, hierarchy_table
+from camfaith.metrics import feature_deletion, feature_occlusion
+from camfaith.parameters import check_positive_integers, parse_list
+from camfaith.plots import METHOD_LABELS, critical_difference, format_table, map_gallery
+from camfaith.ranking import level_trend, rank_maps
+from camfaith.runs import Run
+from camfaith.scoring import aopc_scores
+from camfaith.seeds import stream_generator, stream_seed
+
+check_positive_integers(n_images=n_images, chunk_size=chunk_size, n_gallery=n_gallery)
+region_list = parse_list(regions, int)
+if isinstance(perturbation, str) and perturbation not in ("uniform", "image_range", "road"):
+    perturbation = float(perturbation)
+run = Run.open(run_dir)
+model, target_layer = run.trained_model(device)
+splits = run.load_splits()
+images, labels, ids = run.test_images(splits, n_images, model_device(model))
+chosen = tuple(dict.fromkeys(("gradcam", "hirescam", *parse_list(methods, str)))) if methods else FAMILY
+family = family_maps(model, target_layer, images, methods=chosen, raw=True, chunk_size=chunk_size)
+targets = family["targets"]
+levels = {m: faithfulness_level(m, model.head_type) for m in chosen}
+measured = hierarchy_table(model, target_layer, images[:4], chosen)
+glue("family_levels", format_table(measured.replace(METHOD_LABELS), 3))
+shown = min(n_gallery, len(images))
+titles = [f"{splits.classes[int(y)]} → {splits.classes[int(p)]}" for y, p in zip(labels[:shown], targets[:shown])]
+fig = map_gallery(images[:shown], {m: family[m][:shown] for m in chosen}, titles)
+glue("family_gallery_fig", fig, display=False)
+plt.close(fig)
+
+# %% [markdown]
+# ## Two yardsticks, with their controls
+#
+# **AOPC** on its primary endpoint (MoRF, random tie order, averaged over the heatmap sizes), with the
+# controls of the AOPC chapter: the occlusion map and its inversion, the random map, and the object
+# mask where the data have one. **Feature deletion** ({ref}`feature-deletion`) zeroes the locations of
+# the target layer itself, from the most to the least relevant by each raw map, and tracks the logit
+# through the head: on this report's one-Linear Flatten head, HiResCAM's order is the best possible one.
+# Its positive control is the drop of the logit when each location alone is zeroed, its negative control
+# that map's inversion, and its reference a random map on the same grid. A metric is valid on this run
+# when its positive control beats the random map and the random map beats the inverted control.
+
+# %% tags=["hide-input"]
+maps = {m: family[m] for m in chosen} | reference_maps(images, {m: family[m] for m in ("gradcam", "hirescam")},
+                                                        stream_generator(run.seed, "random map"),
+                                                        run.test_masks(splits, n_images))
+aopc_frame, _ = aopc_scores(model, images, ids, maps, region_list, targets, run.seed, perturbation,
+                            chunk_size=chunk_size, occlusion=True)
+run.save_scores("family_aopc", aopc_frame)
+
+activations, _, _, _ = activations_and_gradients(model, target_layer, images, targets)
+occlusion = feature_occlusion(model.head, activations, targets)
+grid = {m: family[f"raw_{m}"] for m in chosen} | {
+    "occlusion": occlusion, "occlusion_inverted": -occlusion,
+    "random": random_maps(len(images), *occlusion.shape[1:], stream_generator(run.seed, "random map"),
+                          occlusion.device)}
+tie_seed = stream_seed(run.seed, "tie break")
+deletion_frame = pd.concat([pd.DataFrame({"id": ids, "method": name, "feature_deletion": feature_deletion(
+    model.head, activations, values, targets, torch.Generator().manual_seed(tie_seed)).scores.cpu().numpy()})
+    for name, values in grid.items()], ignore_index=True)
+run.save_scores("feature_deletion", deletion_frame)
+
+frames = {"aopc": aopc_frame, "feature_deletion": deletion_frame}
+answers = {metric: run.answers(frame, metric) for metric, frame in frames.items()}
+validity = pd.concat([validity_table(result).assign(metric=ENDPOINTS[metric].label)
+                      for metric, result in answers.items()], ignore_index=True)
+glue("family_validity", format_table(validity[["metric", *validity.columns.drop("metric")]], 3))
+
+# %% [markdown]
+# Is each map informative? Against the random map, with its interval, and its normalised score
+# (0 is chance, 1 the positive control), on both yardsticks:
+
+# %% tags=["hide-input"]
+informative = pd.concat([result.maps[result.maps["map"].isin(chosen)].assign(metric=ENDPOINTS[metric].label)
+                         for metric, result in answers.items()], ignore_index=True)
+informative["level"] = informative["map"].map(levels)
+columns = ["metric", "map", "level", "score", "standing", "normalised", "normalised low", "normalised high"]
+glue("family_informative", format_table(informative[columns].replace(METHOD_LABELS), 3))
+
+# %% [markdown]
+# ## The ranking, and the hierarchy as a prediction
+#
+# Within each block (an image, or a lesion or patient where the data set groups its images) the maps of
+# the family are ranked on each yardstick, 1 being best. The Friedman test asks whether the mean ranks
+# differ at all, Conover's post-hoc test {cite}`conover1979friedman` (Holm-adjusted) which pairs do;
+# maps joined by a bar in the diagram cannot be told apart. Page's trend test {cite}`page1963trend`
+# asks whether the levels line up as the theory orders them: location-exact above complete above neither.
+
+# %% tags=["hide-input"]
+groups = run.test_groups()
+tests, mean_ranks, figures = [], {}, {}
+for metric, frame in frames.items():
+    values = per_image_values(frame, metric)[0][list(chosen)]
+    ranking = rank_maps(values, ENDPOINTS[metric].higher_is_better, groups)
+    trend = level_trend(values, levels, ENDPOINTS[metric].higher_is_better, groups)
+    tests.append({"metric": ENDPOINTS[metric].label, "blocks": ranking.blocks,
+                  "best": METHOD_LABELS[ranking.mean_ranks.index[0]], "Friedman p": ranking.friedman_p,
+                  "Page L": trend["statistic"], "Page p": trend["p_value"]})
+    mean_ranks[ENDPOINTS[metric].label] = ranking.mean_ranks
+    figures[metric] = critical_difference(ranking)
+mean_ranks = pd.DataFrame(mean_ranks).rename_axis("map").reset_index()
+mean_ranks.insert(1, "level", mean_ranks["map"].map(levels))
+glue("family_tests", format_table(pd.DataFrame(tests), 3))
+glue("family_mean_ranks", format_table(mean_ranks.replace(METHOD_LABELS), 2))
+for metric, fig in figures.items():
+    glue(f"family_cd_{metric}_fig", fig, display=False)
+    plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} family_cd_aopc_fig
+# AOPC: the family's mean ranks (1 = best) and the groups Conover's test cannot separate.
+# ```
+#
+# ```{glue:figure} family_cd_feature_deletion_fig
+# Feature deletion: the same, on the target layer's grid.
+# ```
+#
+# Where AOPC's ranking departs from feature deletion's, the gap between maps that the theory proves on
+# the feature grid did not survive the steps input-space AOPC adds: upsampling, the ReLU and min-max
+# scaling of the post-processing, and removal in pixel space through the whole network.
