@@ -42,6 +42,10 @@ n_images = 16  # test images scored
 regions = "4,8"  # AOPC heatmap sizes (cells per side), averaged per image as in the AOPC chapter
 perturbation = "uniform"  # AOPC's removal: uniform noise in [-1, 1], image_range, or a constant such as 0.0
 chunk_size = 64  # perturbed (or masked) images per forward pass
+radii = "0.05,0.1"  # Max-Sensitivity radii (L-infinity) ...
+samples = "4,4"  # ... and noise samples per radius
+scalings = "centered"  # HAAS attribution scalings; centered is its primary endpoint
+occlusion_regions = 8  # cells per side of HAAS's occlusion control
 n_gallery = 3  # images in the gallery
 methods = ""  # methods of the family besides Grad-CAM and HiResCAM, comma-separated; empty for all
 # (Score-CAM costs one forward pass per channel and image)
@@ -53,20 +57,24 @@ import torch
 from myst_nb import glue
 
 from camfaith.cams import activations_and_gradients
-from camfaith.controls import random_maps, reference_maps
+from camfaith.controls import control_explainers, random_maps, reference_maps
 from camfaith.device import model_device
 from camfaith.endpoints import ENDPOINTS, per_image_values, validity_table
-from camfaith.family import FAMILY, faithfulness_level, family_maps, hierarchy_table
-from camfaith.metrics import feature_deletion, feature_occlusion
+from camfaith.family import FAMILY, faithfulness_level, family_explainer, family_maps, hierarchy_table
+from camfaith.metrics import feature_deletion, feature_occlusion, occlusion_maps
 from camfaith.parameters import check_positive_integers, parse_list
 from camfaith.plots import METHOD_LABELS, critical_difference, format_table, map_gallery
 from camfaith.ranking import level_trend, rank_maps
 from camfaith.runs import Run
-from camfaith.scoring import aopc_scores
+from camfaith.scoring import aopc_scores, haas_scores, localisation_scores, sensitivity_scores
 from camfaith.seeds import stream_generator, stream_seed
 
-check_positive_integers(n_images=n_images, chunk_size=chunk_size, n_gallery=n_gallery)
+check_positive_integers(n_images=n_images, chunk_size=chunk_size, n_gallery=n_gallery,
+                        occlusion_regions=occlusion_regions)
 region_list = parse_list(regions, int)
+radius_list, sample_list, scaling_list = parse_list(radii, float), parse_list(samples, int), parse_list(scalings, str)
+if len(radius_list) != len(sample_list):
+    raise ValueError(f"radii and samples need the same length, got {radii!r} and {samples!r}")
 if isinstance(perturbation, str) and perturbation not in ("uniform", "image_range", "road"):
     perturbation = float(perturbation)
 run = Run.open(run_dir)
@@ -86,16 +94,19 @@ glue("family_gallery_fig", fig, display=False)
 plt.close(fig)
 
 # %% [markdown]
-# ## Two yardsticks, with their controls
+# ## Every metric, with its controls
 #
-# **AOPC** on its primary endpoint (MoRF, random tie order, averaged over the heatmap sizes), with the
-# controls of the AOPC chapter: the occlusion map and its inversion, the random map, and the object
-# mask where the data have one. **Feature deletion** ({ref}`feature-deletion`) zeroes the locations of
-# the target layer itself, from the most to the least relevant by each raw map, and tracks the logit
-# through the head: on this report's one-Linear Flatten head, HiResCAM's order is the best possible one.
-# Its positive control is the drop of the logit when each location alone is zeroed, its negative control
-# that map's inversion, and its reference a random map on the same grid. A metric is valid on this run
-# when its positive control beats the random map and the random map beats the inverted control.
+# Every map of the family is scored by the primary endpoint of every metric, on the same images and
+# noise, with the controls of the metric chapters. **AOPC** (MoRF, random tie order, averaged over the
+# heatmap sizes) and **HAAS** (Definition-6 scaling) are valid on this run when their occlusion control
+# beats the random map and the random map beats the inverted control. **Max-Sensitivity** is a
+# robustness measure (Score-CAM is left out of it: each of its explanations costs a forward pass per
+# channel). **Relevance mass** is compared with its chance level, where every test image has an object
+# mask. **Feature deletion** ({ref}`feature-deletion`) zeroes the locations of the target layer itself,
+# from the most to the least relevant by each raw map, and tracks the logit through the head: on this
+# report's one-Linear Flatten head, HiResCAM's order is the best possible one. Its positive control is the
+# drop of the logit when each location alone is zeroed, its negative control that map's inversion, and its
+# reference a random map on the same grid.
 
 # %% tags=["hide-input"]
 maps = {m: family[m] for m in chosen} | reference_maps(images, {m: family[m] for m in ("gradcam", "hirescam")},
@@ -118,14 +129,38 @@ deletion_frame = pd.concat([pd.DataFrame({"id": ids, "method": name, "feature_de
 run.save_scores("feature_deletion", deletion_frame)
 
 frames = {"aopc": aopc_frame, "feature_deletion": deletion_frame}
+
+# HAAS: the HA images of every map, beside its occlusion control and the reference maps
+occlusion_input = occlusion_maps(model, images, occlusion_regions, "uniform", run.seed, chunk_size, targets)
+haas_maps = maps | {"occlusion": occlusion_input, "occlusion_inverted": 1 - occlusion_input}
+haas_maps |= {f"raw_{m}": family[f"raw_{m}"] for m in chosen}
+frames["haas"] = haas_scores(model, images, labels, ids, haas_maps, scaling_list)
+run.save_scores("family_haas", frames["haas"])
+
+# Max-Sensitivity: every map but Score-CAM, whose every explanation costs a pass per channel
+explainers = {m: family_explainer(model, target_layer, m, chunk_size) for m in chosen if m != "scorecam"}
+explainers |= control_explainers(stream_generator(run.seed, "random map"))
+frames["max_sensitivity"] = sensitivity_scores(explainers, images, ids, targets, radius_list, sample_list,
+                                               run.seed, chunk_size)
+run.save_scores("family_max_sensitivity", frames["max_sensitivity"])
+
+# Relevance mass, where every test image has an object mask
+masks = run.test_masks(splits, n_images)
+if masks is not None:
+    located = {m: family[m] for m in chosen} | {"mask": masks.to(images.device, torch.float32),
+                                                "random": maps["random"]}
+    frames["relevance_mass"] = localisation_scores(located, masks.to(images.device), ids, labels, targets, run.seed)
+    run.save_scores("family_localisation", frames["relevance_mass"])
 answers = {metric: run.answers(frame, metric) for metric, frame in frames.items()}
+glue("family_status", format_table(pd.DataFrame([{"metric": ENDPOINTS[metric].label, "valid on this run":
+                                                   result.validity["status"]} for metric, result in answers.items()])))
 validity = pd.concat([validity_table(result).assign(metric=ENDPOINTS[metric].label)
                       for metric, result in answers.items()], ignore_index=True)
 glue("family_validity", format_table(validity[["metric", *validity.columns.drop("metric")]], 3))
 
 # %% [markdown]
-# Is each map informative? Against the random map, with its interval, and its normalised score
-# (0 is chance, 1 the positive control), on both yardsticks:
+# Is each map informative? Against the random map (or the chance level), with its interval, and its
+# normalised score (0 is chance, 1 the positive control), on every metric:
 
 # %% tags=["hide-input"]
 informative = pd.concat([result.maps[result.maps["map"].isin(chosen)].assign(metric=ENDPOINTS[metric].label)
@@ -138,7 +173,7 @@ glue("family_informative", format_table(informative[columns].replace(METHOD_LABE
 # ## The ranking, and the hierarchy as a prediction
 #
 # Within each block (an image, or a lesion or patient where the data set groups its images) the maps of
-# the family are ranked on each yardstick, 1 being best. The Friedman test asks whether the mean ranks
+# the family are ranked on each metric, 1 being best. The Friedman test asks whether the mean ranks
 # differ at all, Conover's post-hoc test {cite}`conover1979friedman` (Holm-adjusted) which pairs do;
 # maps joined by a bar in the diagram cannot be told apart. Page's trend test {cite}`page1963trend`
 # asks whether the levels line up as the theory orders them: location-exact above complete above neither.
@@ -147,14 +182,17 @@ glue("family_informative", format_table(informative[columns].replace(METHOD_LABE
 groups = run.test_groups()
 tests, mean_ranks, figures = [], {}, {}
 for metric, frame in frames.items():
-    values = per_image_values(frame, metric)[0][list(chosen)]
+    values = per_image_values(frame, metric)[0]
+    values = values[[m for m in chosen if m in values]]
     ranking = rank_maps(values, ENDPOINTS[metric].higher_is_better, groups)
     trend = level_trend(values, levels, ENDPOINTS[metric].higher_is_better, groups)
     tests.append({"metric": ENDPOINTS[metric].label, "blocks": ranking.blocks,
-                  "best": METHOD_LABELS[ranking.mean_ranks.index[0]], "Friedman p": ranking.friedman_p,
+                  "best": "" if ranking.mean_ranks.nunique() == 1 else METHOD_LABELS[ranking.mean_ranks.index[0]],
+                  "Friedman p": ranking.friedman_p,
                   "Page L": trend["statistic"], "Page p": trend["p_value"]})
     mean_ranks[ENDPOINTS[metric].label] = ranking.mean_ranks
-    figures[metric] = critical_difference(ranking)
+    if metric in ("aopc", "feature_deletion"):  # the two the chapter shows as diagrams
+        figures[metric] = critical_difference(ranking)
 mean_ranks = pd.DataFrame(mean_ranks).rename_axis("map").reset_index()
 mean_ranks.insert(1, "level", mean_ranks["map"].map(levels))
 glue("family_tests", format_table(pd.DataFrame(tests), 3))

@@ -25,6 +25,8 @@ denominators) are pytorch-grad-cam's, so that every map equals the library's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import torch
@@ -165,6 +167,18 @@ def family_maps(model: nn.Module, target_layer: nn.Module, images: torch.Tensor,
     if raw:
         maps |= {f"raw_{m}": signed[m] for m in methods}
     return maps | {"targets": targets}
+
+
+def family_explainer(model: nn.Module, target_layer: nn.Module, method: str, chunk_size: int = 64) -> Callable:
+    """An explanation function ``explain(images, targets) -> maps (N, H, W)`` for one method of the family,
+    the form :func:`camfaith.max_sensitivity` takes."""
+    check_choice("CAM method", method, FAMILY)
+
+    def explain(images: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        return family_maps(model, target_layer, images, targets, (method,), chunk_size=chunk_size)[method]
+
+    explain.__name__ = method
+    return explain
 
 
 def logit_shares(model: nn.Module, activations: torch.Tensor,

@@ -46,9 +46,11 @@ def rank_maps(values: pd.DataFrame, higher_is_better: bool, groups: pd.Series | 
         raise ValueError(f"a Friedman ranking needs at least 2 blocks (images or groups) and 3 maps, got "
                          f"{data.shape[0]} and {data.shape[1]}; score more test images (n_images)")
     ranks = (-data if higher_is_better else data).rank(axis=1)
-    statistic, p_value = stats.friedmanchisquare(*(data[c].to_numpy() for c in data))
     oriented = -data if higher_is_better else data
-    with np.errstate(divide="ignore"):  # identical rankings in every block: the test is infinitely sure
+    # all maps tied in every block (HAAS on a few images): the tests are undefined and give NaN; identical
+    # rankings in every block: Conover's test is infinitely sure (p = 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        statistic, p_value = stats.friedmanchisquare(*(data[c].to_numpy() for c in data))
         posthoc = scikit_posthocs.posthoc_conover_friedman(oriented.to_numpy(), p_adjust="holm")
     posthoc.index = posthoc.columns = list(data.columns)
     return Ranking(ranks.mean().sort_values(), float(statistic), float(p_value), posthoc, len(data))
@@ -73,7 +75,9 @@ def level_trend(values: pd.DataFrame, levels: dict[str, str], higher_is_better: 
             "levels": present}
 
 
-FAMILY_SCORES = {"aopc": "family_aopc", "feature_deletion": "feature_deletion"}  # metric -> per-image file
+# metric -> the family chapter's per-image file
+FAMILY_SCORES = {"aopc": "family_aopc", "feature_deletion": "feature_deletion", "haas": "family_haas",
+                 "max_sensitivity": "family_max_sensitivity", "relevance_mass": "family_localisation"}
 
 
 def family_ranks(runs, labels: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -86,10 +90,10 @@ def family_ranks(runs, labels: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFra
     """
     rows = []
     for run in runs:
-        if not run.has_scores(FAMILY_SCORES["aopc"]):
-            continue
         head = run.model.get("head", "flatten")
         for metric, scores in FAMILY_SCORES.items():
+            if not run.has_scores(scores):
+                continue
             values = per_image_values(run.scores(scores), metric)[0]
             values = values[[m for m in values if m in FAMILY]]
             ranking = rank_maps(values, ENDPOINTS[metric].higher_is_better, run.test_groups())
