@@ -65,6 +65,7 @@ from camfaith.summary import (
     per_network,
     published_directions,
     reference_table,
+    reliability_table,
     replicate_agreement,
     sanity_extremes,
     secondary_flips,
@@ -125,13 +126,34 @@ glue("summary_maps", format_table(summary.maps.replace(METHOD_LABELS), 3))
 # %% tags=["hide-input"]
 family_mean_ranks, family_tests = family_ranks([Run.open(Path(results_dir) / name) for name in parse_list(runs, str)],
                                                {m: ENDPOINTS[m].label for m in FAMILY_SCORES})
-if family_mean_ranks.empty:
-    print("No run of this configuration has a family chapter.")
-else:
-    glue("summary_family_ranks", format_table(family_mean_ranks.replace(METHOD_LABELS), 2), display=False)
-    glue("summary_family_tests", format_table(family_tests, 3), display=False)
-    glue("summary_family_networks", int(family_tests["networks"].max()), display=False)
-    format_table(family_mean_ranks.replace(METHOD_LABELS), 2)
+if family_mean_ranks.empty:  # the pages cite these keys whatever ran
+    family_mean_ranks = family_tests = pd.DataFrame({"family": ["no run of this configuration has a family chapter"]})
+glue("summary_family_ranks", format_table(family_mean_ranks.replace(METHOD_LABELS), 2), display=False)
+glue("summary_family_tests", format_table(family_tests, 3), display=False)
+glue("summary_family_networks", int(family_tests.get("networks", pd.Series([0])).max()), display=False)
+format_table(family_mean_ranks.replace(METHOD_LABELS), 2)
+
+# %% [markdown]
+# ## How reliable each metric is, and how many hidden choices its verdict survives
+#
+# From each run's chapter "A metric is a model too": per metric, the mean meta-consistency (MC, 1 is ideal)
+# under weight noise, input noise and shuffled maps, and the share of the multiverse's specifications
+# that give the primary verdict, averaged over the networks.
+
+# %% tags=["hide-input"]
+reliability = reliability_table([Run.open(Path(results_dir) / name) for name in parse_list(runs, str)])
+if reliability.empty:  # the pages cite these keys whatever ran
+    reliability = pd.DataFrame({"metric": ["no run of this configuration has a reliability chapter"],
+                                "overall MC": [float("nan")], "MC explanation": [float("nan")]})
+ranked = reliability.sort_values("overall MC", ascending=False)
+glue("summary_reliability", format_table(reliability, 2), display=False)
+glue("summary_most_reliable", ranked["metric"].iloc[0], display=False)
+glue("summary_most_reliable_mc", float(ranked["overall MC"].iloc[0]), display=False)
+glue("summary_most_reliable_explanation_mc", float(ranked["MC explanation"].iloc[0]), display=False)
+glue("summary_least_reliable", ranked["metric"].iloc[-1], display=False)
+glue("summary_least_reliable_mc", float(ranked["overall MC"].iloc[-1]), display=False)
+glue("summary_least_reliable_explanation_mc", float(ranked["MC explanation"].iloc[-1]), display=False)
+format_table(reliability, 2)
 
 # %% [markdown]
 # ## The full verdicts

@@ -19,10 +19,10 @@ def test_the_gpu_script_dry_run_resolves_every_step(tmp_path):
     assert [line.split("\t")[0] for line in steps[1:]] == ["device-tests", "thesis-smoke", "benchmark"]
     assert all(line.endswith("\tok") for line in steps[1:]), steps
     assert "torch" in (out / "environment.txt").read_text()
-    # the workflow resolved every chapter of the thesis-smoke configuration: 3 networks, 6 metric chapters each
+    # the workflow resolved every chapter of the thesis-smoke configuration: 3 networks, 7 metric chapters each
     plan = (out / "thesis-smoke.log").read_text()
     stats = plan[plan.index("Job stats:"):].splitlines()
     counts = dict(line.split() for line in stats[3:10])
-    assert counts == {"benchmark": "1", "classroom": "1", "faithfulness": "1", "train": "3", "metric": "18",
+    assert counts == {"benchmark": "1", "classroom": "1", "faithfulness": "1", "train": "3", "metric": "21",
                       "summary": "1", "all": "1"}
     assert "test_device.py" in (out / "device-tests.log").read_text()

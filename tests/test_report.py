@@ -28,7 +28,8 @@ def test_pipeline_executes_every_notebook_and_writes_results(tiny_study):
     executed = tiny_study / "results/tiny/notebooks"
     names = {p.name for p in executed.rglob("*.ipynb")}
     assert {"faithfulness.ipynb", "summary.ipynb", "benchmark.ipynb"} <= names
-    topics = ("02_train", "03_aopc", "04_max_sensitivity", "05_haas", "06_gallery", "08_sanity", "09_family")
+    topics = ("02_train", "03_aopc", "04_max_sensitivity", "05_haas", "06_gallery", "08_sanity", "09_family",
+          "10_reliability")
     assert {f"synthetic_vgg11_{t}.ipynb" for t in topics} <= names
     run = tiny_study / "results/tiny/synthetic_vgg11"
     for name in ("best.pt", "last.pt", "report.json", "manifest.csv", "aopc.csv", "aopc_removal.csv",

@@ -19,7 +19,8 @@ from slurm_cluster import log_tails, missing_requirements, single_node_slurm
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-TOPICS = ("02_train", "03_aopc", "04_max_sensitivity", "05_haas", "06_gallery", "08_sanity", "09_family")
+TOPICS = ("02_train", "03_aopc", "04_max_sensitivity", "05_haas", "06_gallery", "08_sanity", "09_family",
+          "10_reliability")
 SLURM_TOPICS = ["02_train", "03_aopc"]  # on the cluster: three rounds of jobs (two CPUs), not five
 
 

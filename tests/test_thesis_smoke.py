@@ -24,7 +24,8 @@ from camfaith.runs import Run
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SMOKE = ROOT / "configs/thesis-smoke.yaml"
-TOPICS = ("02_train", "03_aopc", "04_max_sensitivity", "05_haas", "06_gallery", "08_sanity", "09_family")
+TOPICS = ("02_train", "03_aopc", "04_max_sensitivity", "05_haas", "06_gallery", "08_sanity", "09_family",
+          "10_reliability")
 
 #: What the CPU run changes in configs/thesis-smoke.yaml, and why. A forward pass at 224 px takes 0.2 s
 #: (ResNet34) to 1.3 s (VGG19) on one core of this CPU. AOPC at the sizes 4, 8, 11 and 14 removes
@@ -47,6 +48,8 @@ CPU_REDUCTIONS = {
     ("defaults", "max_sensitivity", "samples"): "1",
     ("defaults", "family", "regions"): "2",
     ("defaults", "family", "methods"): "gradcam,hirescam,xgradcam,ablationcam",
+    ("defaults", "reliability", "regions"): "2",
+    ("defaults", "reliability", "perturbations"): "uniform",
 }
 
 

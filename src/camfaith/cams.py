@@ -96,7 +96,8 @@ def raw_maps(activations: torch.Tensor, gradients: torch.Tensor) -> dict[str, to
     }
 
 
-def _min_max(maps: torch.Tensor) -> torch.Tensor:
+def min_max(maps: torch.Tensor) -> torch.Tensor:
+    """Each map shifted and scaled to [0, 1] as pytorch-grad-cam scales it (a constant map becomes 0)."""
     low = maps.amin(dim=(1, 2), keepdim=True)
     shifted = maps - low
     return shifted / (1e-7 + shifted.amax(dim=(1, 2), keepdim=True))
@@ -108,9 +109,9 @@ def postprocess(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     The second min-max is the library's aggregation step over target layers, kept so that the
     maps equal the library's to float precision.
     """
-    maps = _min_max(maps.clamp(min=0))
+    maps = min_max(maps.clamp(min=0))
     maps = F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
-    return _min_max(maps.clamp(min=0))
+    return min_max(maps.clamp(min=0))
 
 
 def cams(

@@ -272,3 +272,36 @@ def critical_difference(ranking, alpha: float = 0.05):
     ax.set_title(f"mean rank over {ranking.blocks} blocks (1 = best)", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def specification_curve(table: pd.DataFrame, choices: list[str], primary: dict, ylabel: str):
+    """The specification curve (Simonsohn et al. 2020): every specification's effect with its interval,
+    sorted, the primary one in black; below, one row per choice marking the value each specification used."""
+    rows = sum(table[c].nunique() for c in choices)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 3 + 0.22 * rows), sharex=True,
+                                      gridspec_kw={"height_ratios": [3, max(1, rows * 0.22)]})
+    x = np.arange(len(table))
+    is_primary = np.ones(len(table), dtype=bool)
+    for choice, value in primary.items():
+        is_primary &= table[choice].astype(str).to_numpy() == str(value)
+    colours = np.where(table["favours"] == "HiResCAM", "tab:blue", np.where(table["favours"] == "Grad-CAM",
+                                                                             "tab:orange", "0.6"))
+    top.vlines(x, table["low"], table["high"], colors=colours, linewidth=1)
+    top.scatter(x, table["difference"], c=colours, s=10, zorder=3)
+    top.scatter(x[is_primary], table["difference"][is_primary], facecolors="none", edgecolors="black", s=60,
+                zorder=4, label="primary specification")
+    top.axhline(0, color="black", linewidth=0.6)
+    top.set_ylabel(ylabel, fontsize=8)
+    top.legend(fontsize=7, loc="upper left")
+    labels, row = [], 0
+    for choice in choices:
+        for value in sorted(table[choice].astype(str).unique()):
+            used = table[choice].astype(str).to_numpy() == value
+            bottom.scatter(x[used], np.full(used.sum(), row), marker="|", color="black", s=30)
+            labels.append(f"{choice}: {value}")
+            row += 1
+    bottom.set_yticks(range(row), labels, fontsize=7)
+    bottom.invert_yaxis()
+    bottom.set_xlabel("specifications, sorted by the effect", fontsize=8)
+    fig.tight_layout()
+    return fig

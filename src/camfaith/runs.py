@@ -47,7 +47,8 @@ MANIFEST_FILE = "manifest.csv"
 REPORT_FILE = "report.json"
 CONFUSION_FILE = "confusion_matrix.csv"
 SCORES = ("aopc", "aopc_removal", "max_sensitivity", "haas", "localisation", "sanity", "identity", "family_aopc",
-          "feature_deletion", "family_max_sensitivity", "family_haas", "family_localisation")
+          "feature_deletion", "family_max_sensitivity", "family_haas", "family_localisation",
+          "reliability", "multiverse")
 
 
 @dataclass(frozen=True)

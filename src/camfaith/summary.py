@@ -18,8 +18,10 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from camfaith.endpoints import CAMS, METRICS, Answers, primary_settings, stability
+from camfaith.endpoints import CAMS, ENDPOINTS, METRICS, Answers, primary_settings, stability
+from camfaith.multiverse import primary_specification, robustness
 from camfaith.parameters import check_choice
+from camfaith.reliability import meta_consistency
 from camfaith.runs import Run
 from camfaith.stats import holm, interval_standard_error, pooled_effect
 
@@ -276,3 +278,27 @@ def forest_table(verdicts: pd.DataFrame) -> pd.DataFrame:
                   "difference": row[f"{column}_hirescam"] - row[f"{column}_gradcam"], "low": float("nan"),
                   "high": float("nan"), "source": "Lamprou (2023)"} for row in published.to_dict("records")]
     return pd.DataFrame(rows)
+
+
+def reliability_table(runs: list[Run]) -> pd.DataFrame:
+    """Per metric, over the networks whose reliability chapter ran (replicates averaged first): the mean
+    meta-consistency MC of each perturbation kind and overall, and the mean share of the multiverse's
+    specifications that give the primary verdict (:mod:`camfaith.reliability`, :mod:`camfaith.multiverse`)."""
+    rows = []
+    for run in runs:
+        network = run.replicate_of or run.name
+        if run.has_scores("reliability"):
+            for metric, draws in run.scores("reliability").groupby("metric", sort=False):
+                consistency = meta_consistency(draws).set_index("perturbation")["MC"]
+                rows.append({"network": network, "metric": metric, "overall MC": consistency.mean(),
+                             **{f"MC {kind}": value for kind, value in consistency.items()}})
+        if run.has_scores("multiverse"):
+            for metric, table in run.scores("multiverse").groupby("metric", sort=False):
+                held, _ = robustness(table.dropna(axis=1, how="all"), primary_specification(metric))
+                rows.append({"network": network, "metric": metric, "specifications agreeing": held["agree"]})
+    if not rows:
+        return pd.DataFrame()
+    per_network = pd.DataFrame(rows).groupby(["metric", "network"], sort=False).mean()
+    table = per_network.groupby("metric", sort=False).mean()
+    table.insert(0, "networks", per_network.groupby("metric", sort=False).size())
+    return table.rename(index={key: entry.label for key, entry in ENDPOINTS.items()}).reset_index()
