@@ -36,6 +36,7 @@ perturbations = "uniform,0.0,road"  # AOPC removals of the multiverse (a number 
 radii = "0.05,0.1"  # Max-Sensitivity radii ...
 samples = "4,4"  # ... and noise samples per radius
 n_perturbations = 2  # draws of each reliability test
+kinds = "model,input,explanation"  # the perturbations tested: weights, images, maps
 model_noise = "0.001,1.0"  # std of the multiplicative weight noise: resilience, adversary
 input_noise = "0.001,1.0"  # half-width of the uniform input noise (clamped to [-1, 1]): resilience, adversary
 chunk_size = 64  # perturbed images per forward pass
@@ -144,7 +145,11 @@ def scorer(metric):
 
 
 metrics = ["aopc", "max_sensitivity", "haas", "feature_deletion"] + (["relevance_mass"] if masks is not None else [])
+kind_list = parse_list(kinds, str)
 tests = default_tests(parse_list(model_noise, float), parse_list(input_noise, float))
+tests = {name: test for name, test in tests.items() if test.kind in kind_list}
+if not tests:
+    raise ValueError(f"kinds={kinds!r} names no perturbation; choose among model, input, explanation")
 draws = pd.concat([meta_evaluation(scorer(metric), model, images, tests, ENDPOINTS[metric].higher_is_better,
                                    n_perturbations, run.seed).assign(metric=metric) for metric in metrics],
                   ignore_index=True)

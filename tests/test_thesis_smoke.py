@@ -37,7 +37,9 @@ TOPICS = ("02_train", "03_aopc", "04_max_sensitivity", "05_haas", "06_gallery", 
 #: Table 1 chapter checks one of the three networks: its code does not depend on the architecture,
 #: and the runs explain all three at 224 px. The family chapter runs four of its maps, one per code path
 #: (one pass of gradients, the weights of XGrad-CAM, Ablation-CAM through the head) and every level of the
-#: hierarchy: Score-CAM masks the image once per channel, 2048 passes of ResNet50 per image.
+#: hierarchy: Score-CAM masks the image once per channel, 2048 passes of ResNet50 per image. The
+#: reliability chapter runs its explanation adversary only (the weight and input perturbations run the
+#: same scoring code ten times more) and the multiverse one removal.
 CPU_REDUCTIONS = {
     ("device",): "cpu",
     ("faithfulness", "archs"): "resnet34",
@@ -50,6 +52,7 @@ CPU_REDUCTIONS = {
     ("defaults", "family", "methods"): "gradcam,hirescam,xgradcam,ablationcam",
     ("defaults", "reliability", "regions"): "2",
     ("defaults", "reliability", "perturbations"): "uniform",
+    ("defaults", "reliability", "kinds"): "explanation",
 }
 
 
