@@ -81,7 +81,7 @@ plt.close(fig)
 
 # %% tags=["hide-input"]
 def network(arch, head, variant="intact"):
-    """A random network with random offsets, its target layer and random images, all from the seed."""
+    """A random network with random offsets, its target layer and random images, drawn from `seed`, the random seed."""
     torch.manual_seed(seed)
     model, target = camfaith.build_model(arch, 5, head=head, input_size=input_size, small_input=True,
                                          variant=variant)
