@@ -53,7 +53,8 @@ from camfaith.cams import METHODS, explain
 from camfaith.controls import reference_maps
 from camfaith.device import model_device
 from camfaith.endpoints import METRICS, answer_table, ordered, validity_table
-from camfaith.parameters import check_positive_integers, parse_list
+from camfaith.metrics import PERTURBATIONS
+from camfaith.parameters import check_positive_integers, parse_list, parse_removal
 from camfaith.plots import METHOD_LABELS, format_table, method_table, metric_by_setting, morf_panels, text_table
 from camfaith.runs import Run
 from camfaith.scoring import aopc_scores, morf_minus_lerf, tie_table
@@ -61,8 +62,7 @@ from camfaith.seeds import stream_generator
 
 check_positive_integers(n_images=n_images, chunk_size=chunk_size, noise_seeds=noise_seeds)
 region_list = parse_list(regions, int)
-if isinstance(perturbation, str) and perturbation not in ("uniform", "image_range", "road"):
-    perturbation = float(perturbation)
+perturbation = parse_removal(perturbation, PERTURBATIONS)
 run = Run.open(run_dir)
 model, target_layer = run.trained_model(device, precision, bool(channels_last))
 splits = run.load_splits()

@@ -61,8 +61,8 @@ from camfaith.controls import control_explainers, random_maps, reference_maps
 from camfaith.device import model_device
 from camfaith.endpoints import ENDPOINTS, per_image_values, validity_table
 from camfaith.family import FAMILY, faithfulness_level, family_explainer, family_maps, hierarchy_table
-from camfaith.metrics import feature_deletion, feature_occlusion, occlusion_maps
-from camfaith.parameters import check_positive_integers, parse_list
+from camfaith.metrics import PERTURBATIONS, feature_deletion, feature_occlusion, occlusion_maps
+from camfaith.parameters import check_positive_integers, parse_list, parse_removal
 from camfaith.plots import METHOD_LABELS, critical_difference, format_table, map_gallery
 from camfaith.ranking import level_trend, rank_maps
 from camfaith.runs import Run
@@ -75,8 +75,7 @@ region_list = parse_list(regions, int)
 radius_list, sample_list, scaling_list = parse_list(radii, float), parse_list(samples, int), parse_list(scalings, str)
 if len(radius_list) != len(sample_list):
     raise ValueError(f"radii and samples need the same length, got {radii!r} and {samples!r}")
-if isinstance(perturbation, str) and perturbation not in ("uniform", "image_range", "road"):
-    perturbation = float(perturbation)
+perturbation = parse_removal(perturbation, PERTURBATIONS)
 run = Run.open(run_dir)
 model, target_layer = run.trained_model(device)
 splits = run.load_splits()

@@ -51,7 +51,7 @@ from camfaith.cams import activations_and_gradients, explain
 from camfaith.device import model_device
 from camfaith.endpoints import ENDPOINTS
 from camfaith.family import family_maps
-from camfaith.metrics import feature_deletion
+from camfaith.metrics import PERTURBATIONS, feature_deletion
 from camfaith.multiverse import (
     CHOICES,
     aopc_multiverse,
@@ -62,7 +62,7 @@ from camfaith.multiverse import (
     sensitivity_multiverse,
     specifications,
 )
-from camfaith.parameters import check_positive_integers, parse_list
+from camfaith.parameters import check_positive_integers, parse_list, parse_removal
 from camfaith.plots import format_table, specification_curve
 from camfaith.reliability import default_tests, disrupted, meta_consistency, meta_evaluation, shuffle_order
 from camfaith.runs import Run
@@ -71,7 +71,7 @@ from camfaith.scoring import aopc_scores, haas_scores, localisation_scores, sens
 check_positive_integers(n_images=n_images, n_perturbations=n_perturbations, chunk_size=chunk_size)
 method_list = parse_list(methods, str)
 region_list, radius_list, sample_list = parse_list(regions, int), parse_list(radii, float), parse_list(samples, int)
-removals = [float(p) if p not in ("uniform", "image_range", "road") else p for p in parse_list(perturbations, str)]
+removals = [parse_removal(p, PERTURBATIONS) for p in parse_list(perturbations, str)]
 run = Run.open(run_dir)
 model, target_layer = run.trained_model(device)
 splits = run.load_splits()

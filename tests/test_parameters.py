@@ -2,7 +2,8 @@
 
 import pytest
 
-from camfaith.parameters import check_choice, check_positive_integers, parse_list, parse_options
+from camfaith.metrics import PERTURBATIONS
+from camfaith.parameters import check_choice, check_positive_integers, parse_list, parse_options, parse_removal
 
 
 def test_list_and_option_parameters():
@@ -28,3 +29,9 @@ def test_checks_name_the_parameter_and_the_choices():
     for bad in (True, 0, -2, 2.0, "3"):
         with pytest.raises(ValueError, match="n_images must be a positive integer"):
             check_positive_integers(n_images=bad)
+
+
+def test_a_removal_is_named_or_a_constant():
+    assert [parse_removal(v, PERTURBATIONS) for v in ("road", " uniform", "0.0", 0.5)] == ["road", "uniform", 0.0, 0.5]
+    with pytest.raises(ValueError, match="the removal 'blur' is not known; choose one of: uniform, image_range, road"):
+        parse_removal("blur", PERTURBATIONS)

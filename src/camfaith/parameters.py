@@ -35,6 +35,19 @@ def parse_list(text, kind=float, allow_empty: bool = False) -> list:
     return values
 
 
+def parse_removal(value, named: Iterable) -> str | float:
+    """An AOPC removal: one of the ``named`` ones (``camfaith.metrics.PERTURBATIONS``, kept as text) or a
+    constant fill value (a float)."""
+    named = tuple(named)
+    if isinstance(value, str) and value.strip() in named:
+        return value.strip()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"the removal {value!r} is not known; choose one of: {', '.join(named)}, "
+                         f"or a number to fill removed cells with that constant") from None
+
+
 def parse_options(text: str | None) -> dict:
     """Dataset options as ``"name=value,..."`` (values parsed as YAML scalars), e.g. ``"n_train=600"``."""
     import yaml
