@@ -32,7 +32,7 @@ device = "auto"  # auto, cpu or cuda
 n_images = 16  # test images scored
 methods = "gradcam,hirescam,xgradcam,layercam"  # the maps whose ranking the reliability tests follow
 regions = "4,8"  # AOPC heatmap sizes: the reliability tests use the first, the multiverse all of them
-perturbations = "uniform,0.0,road"  # AOPC removals of the multiverse (a number is a constant)
+perturbations = "uniform,0.0,blur,road"  # AOPC removals of the multiverse (a number is a constant)
 radii = "0.05,0.1"  # Max-Sensitivity radii ...
 samples = "4,4"  # ... and noise samples per radius
 n_perturbations = 2  # draws of each reliability test
@@ -164,10 +164,12 @@ glue("reliability_table", format_table(reliability, 2))
 # ## How many of its hidden choices does the verdict survive?
 #
 # HiResCAM minus Grad-CAM under every combination of each metric's hidden choices
-# {cite}`simonsohn2020specification`: for AOPC the removal, the heatmap size (and the average over the
-# sizes, the primary endpoint's form), the order of tied cells, the post-processing of the map (the
-# library's ReLU and min-max scaling, or the signed map) and its upsampling; for Max-Sensitivity the
-# normalisation, the radius and the post-processing; for HAAS the scaling of the map and its upsampling.
+# {cite}`simonsohn2020specification`: for AOPC the removal (uniform noise, a constant, a blur, and ROAD where
+# the configuration asks for it), the tracked score (the class probability or its logit), the heatmap size
+# (and the average over the sizes, the primary endpoint's form), the order of tied cells, the post-processing
+# of the map (the library's ReLU and min-max scaling, or the signed map) and its upsampling; for
+# Max-Sensitivity the normalisation, the radius and the post-processing; for HAAS the scaling of the map and
+# its upsampling.
 # Each specification has its interval and test as in the metric chapters; the primary specification is
 # fixed in advance, as the configuration's primary endpoint.
 

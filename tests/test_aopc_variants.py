@@ -179,6 +179,34 @@ def test_aopc_methods_equals_aopc_map_by_map(perturbation, tie_break):
             assert torch.equal(getattr(result, field), getattr(alone, field)), (name, order, field)
 
 
+def test_logit_aopc_of_the_oracle_is_the_removed_evidence():
+    """Logit 0 is 8 times the square's mean; each of its four cells set to 0 takes 2 off, in MoRF order first:
+    the curve is 8, 6, 4, 2, 0 and then 0 for the twelve background cells."""
+    model, images = square_model(), square_images(3)
+    result = aopc(model, images, oracle_maps(3), regions=REGIONS, perturbation=0.0, score="logit",
+                  targets=torch.zeros(3, dtype=torch.long))
+    expected_curve = torch.tensor([8.0, 6, 4, 2] + [0] * 13, dtype=torch.float64)
+    torch.testing.assert_close(result.curves, expected_curve.expand(3, -1))
+    torch.testing.assert_close(result.scores, torch.full((3,), (2 + 4 + 6 + 8 + 12 * 8) / 17, dtype=torch.float64))
+    with pytest.raises(ValueError, match="score='margin' is not known"):
+        aopc(model, images, oracle_maps(3), regions=REGIONS, score="margin")
+
+
+def test_blur_removal_keeps_a_flat_image_and_draws_no_noise():
+    model, maps = square_model(), {"oracle": oracle_maps(2), "random": torch.rand(2, SIZE, SIZE, generator=seeded(3))}
+    flat = torch.full((2, 2, SIZE, SIZE), 0.3, dtype=torch.float64)
+    for score in ("probability", "logit"):
+        results = aopc_methods(model, flat, maps, regions=REGIONS, perturbation="blur", score=score)
+        for result in results.values():  # blurring a flat image changes nothing: the curve stays flat
+            torch.testing.assert_close(result.scores, torch.zeros(2, dtype=torch.float64))
+    images = square_images(2)
+    first = aopc(model, images, maps["random"], regions=REGIONS, perturbation="blur", generator=seeded(4))
+    second = aopc(model, images, maps["random"], regions=REGIONS, perturbation="blur", generator=seeded(5))
+    torch.testing.assert_close(first.curves, second.curves, rtol=0, atol=0)
+    oracle = aopc(model, images, maps["oracle"], regions=REGIONS, perturbation="blur")
+    assert bool((oracle.curves[:, 4] < oracle.curves[:, 0]).all())  # the blurred square loses its evidence
+
+
 def test_road_aopc_does_not_depend_on_chunk_size():
     model, images, maps = square_model(), square_images(3), tied_maps(3)
     small = aopc(model, images, maps, regions=REGIONS, perturbation="road", generator=seeded(14), chunk_size=5)

@@ -108,11 +108,12 @@ def test_aopc_equals_the_full_forward_path(order, arch, size, regions, options):
     assert_same_aopc(model, images, maps, regions, order=order)
 
 
-@pytest.mark.parametrize("perturbation", ["image_range", 0.0])
-def test_aopc_equals_the_full_path_for_every_fill_and_random_ties(perturbation):
+@pytest.mark.parametrize("perturbation, score", [("image_range", "probability"), (0.0, "probability"),
+                                                 ("blur", "logit")])
+def test_aopc_equals_the_full_path_for_every_fill_and_random_ties(perturbation, score):
     model, images, maps = setting("resnet18", 48, stages=3)
     maps = (maps > 0.7).float()  # many tied cells
-    assert_same_aopc(model, images, maps, 6, perturbation=perturbation, tie_break="random", chunk_size=5)
+    assert_same_aopc(model, images, maps, 6, perturbation=perturbation, tie_break="random", chunk_size=5, score=score)
 
 
 def test_aopc_methods_give_the_same_pairs_on_both_paths():

@@ -6,7 +6,16 @@ import pytest
 import torch
 from metaquantus import MetaEvaluation
 
-from camfaith.multiverse import grid_is_complete, robustness, specifications
+from camfaith import build_model
+from camfaith.cams import explain
+from camfaith.multiverse import (
+    CHOICES,
+    aopc_multiverse,
+    grid_is_complete,
+    primary_specification,
+    robustness,
+    specifications,
+)
 from camfaith.reliability import (
     Perturbation,
     disrupted,
@@ -96,3 +105,21 @@ def test_the_specification_grid_is_complete_and_the_primary_specification_is_fou
     assert flipped[("removal", "constant")] == 1.0 and flipped[("removal", "noise")] == 0.0
     with pytest.raises(ValueError, match="matches 0 rows"):
         robustness(table, {"removal": "blur", "size": "all"})
+
+
+def test_the_aopc_multiverse_scores_every_specification_once_on_a_real_network():
+    torch.manual_seed(0)
+    model, target_layer = build_model("vgg11", 3, input_size=32, small_input=True, stages=3)
+    images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    first = explain(model, target_layer, images, raw=True)
+    raw = {m: first[f"raw_{m}"] for m in ("gradcam", "hirescam")}
+    frame = aopc_multiverse(model, images, ["a", "b", "c"], raw, first["targets"], 0, [2, 4], ("uniform", 0.0, "blur"))
+    counts = frame.groupby(list(CHOICES["aopc"])).size()
+    assert len(counts) == 3 * 2 * 3 * 2 * 2 * 2 and set(counts) == {3}  # sizes 2, 4 and their average
+    table = specifications(frame, CHOICES["aopc"], higher_is_better=True)
+    assert grid_is_complete(table, CHOICES["aopc"])
+    summary, _ = robustness(table, primary_specification("aopc"))
+    assert summary["specifications"] == len(counts)
+    by_score = {score: part.sort_values(["perturbation", "regions", "tie_break", "postprocessing", "upsampling", "id"])
+                for score, part in frame.groupby("score")}
+    assert not np.allclose(by_score["logit"]["hirescam"], by_score["probability"]["hirescam"])  # two scores, not one

@@ -1,7 +1,8 @@
 """The multiverse of a verdict: HiResCAM against Grad-CAM under every combination of a metric's hidden choices.
 
 A metric's definition leaves choices open that a paper fixes once: AOPC the removal (noise, a constant,
-ROAD's imputation), the heatmap size and the order of tied cells; Max-Sensitivity the normalisation
+a blur, ROAD's imputation), the tracked score (the probability or the logit), the heatmap size and the
+order of tied cells; Max-Sensitivity the normalisation
 and the radius; HAAS the scaling of the map; every metric the post-processing of the map (the
 library's ReLU and min-max scaling, or the raw signed map) and its upsampling (bilinear or nearest).
 Each function here scores the two CAMs under the whole grid of a metric's choices, on the same images
@@ -26,6 +27,7 @@ from torch import nn
 
 from camfaith.cams import METHODS, cams, min_max
 from camfaith.endpoints import METRICS
+from camfaith.metrics import SCORES
 from camfaith.scoring import aopc_scores, haas_scores, sensitivity_scores
 from camfaith.stats import paired_comparison
 
@@ -33,7 +35,7 @@ POSTPROCESSING = ("relu-minmax", "raw")  # pytorch-grad-cam's ReLU and min-max s
 UPSAMPLING = ("bilinear", "nearest")
 ALL = "all"  # the average over a setting's values, image by image: the primary endpoint's form
 CHOICES = {
-    "aopc": ("perturbation", "regions", "tie_break", "postprocessing", "upsampling"),
+    "aopc": ("perturbation", "score", "regions", "tie_break", "postprocessing", "upsampling"),
     "max_sensitivity": ("normalized", "radius", "postprocessing"),
     "haas": ("scaling", "upsampling"),
 }
@@ -42,10 +44,11 @@ CHOICES = {
 def primary_specification(metric: str, perturbation: str = "uniform") -> dict:
     """The specification of the grid that is the metric's primary endpoint (:data:`camfaith.endpoints.METRICS`):
     the library's post-processing and bilinear upsampling, AOPC's random tie order averaged over the heatmap
-    sizes with the run's removal, Max-Sensitivity as eq. 8 averaged over the radii, HAAS's primary scaling."""
+    sizes with the run's removal and the probability (the original study's score), Max-Sensitivity as eq. 8
+    averaged over the radii, HAAS's primary scaling."""
     settings = METRICS[metric].settings
-    return {"aopc": {"perturbation": perturbation, "regions": ALL, "tie_break": settings.get("tie_break"),
-                     "postprocessing": "relu-minmax", "upsampling": "bilinear"},
+    return {"aopc": {"perturbation": perturbation, "score": "probability", "regions": ALL,
+                     "tie_break": settings.get("tie_break"), "postprocessing": "relu-minmax", "upsampling": "bilinear"},
             "max_sensitivity": {"normalized": settings.get("normalized"), "radius": ALL,
                                 "postprocessing": "relu-minmax"},
             "haas": {"scaling": settings.get("scaling"), "upsampling": "bilinear"}}[metric]
@@ -82,22 +85,24 @@ def _with_average(frame: pd.DataFrame, setting: str) -> pd.DataFrame:
 
 
 def aopc_multiverse(model: nn.Module, images: torch.Tensor, ids: Sequence[str], raw: dict, targets: torch.Tensor,
-                    seed: int, regions: Sequence[int], perturbations: Sequence = ("uniform", 0.0, "road"),
+                    seed: int, regions: Sequence[int], perturbations: Sequence = ("uniform", 0.0, "blur", "road"),
                     chunk_size: int = 64) -> pd.DataFrame:
-    """AOPC (MoRF) of both CAMs over removal x heatmap size x tie order x post-processing x upsampling.
+    """AOPC (MoRF) of both CAMs over removal x tracked score x heatmap size x tie order x post-processing x
+    upsampling.
 
-    ``raw`` holds the signed maps at the target layer (``"gradcam"``, ``"hirescam"``). Each removal and tie
-    order is one call of :func:`camfaith.scoring.aopc_scores`, so every rendering sees the same draws.
+    ``raw`` holds the signed maps at the target layer (``"gradcam"``, ``"hirescam"``). Each removal, score and
+    tie order is one call of :func:`camfaith.scoring.aopc_scores` with the same seed, so every rendering and
+    both scores see the same draws.
     """
     size = images.shape[-2:]
     maps = {_key(cam, post, up): render(raw[cam], size, post, up)
             for cam in METHODS for post in POSTPROCESSING for up in UPSAMPLING}
     frames = []
-    for perturbation, tie_break in itertools.product(perturbations, ("random", "stable")):
+    for perturbation, score, tie_break in itertools.product(perturbations, SCORES, ("random", "stable")):
         frame, _ = aopc_scores(model, images, ids, maps, regions, targets, seed, perturbation, tie_break=tie_break,
-                               chunk_size=chunk_size)
+                               chunk_size=chunk_size, score=score)
         frames.append(_wide(frame, ["postprocessing", "upsampling"], "aopc").assign(
-            perturbation="constant 0" if perturbation == 0.0 else str(perturbation)))
+            perturbation="constant 0" if perturbation == 0.0 else str(perturbation), score=score))
     return _with_average(pd.concat(frames, ignore_index=True), "regions")
 
 

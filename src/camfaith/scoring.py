@@ -30,9 +30,11 @@ from camfaith.seeds import stream_seed
 def aopc_scores(model: nn.Module, images: torch.Tensor, ids: Sequence[str], maps: dict[str, torch.Tensor],
                 regions: Sequence[int], targets: torch.Tensor, seed: int, perturbation="uniform",
                 orders: Sequence[str] = ("morf",), tie_break: str = "random", chunk_size: int = 64,
-                noise_seeds: int = 1, occlusion: bool = False) -> tuple[pd.DataFrame, dict]:
+                noise_seeds: int = 1, occlusion: bool = False, score: str = "probability"
+                ) -> tuple[pd.DataFrame, dict]:
     """AOPC of every map for each heatmap size and removal order (one clean pass and one noise draw each),
-    repeated with ``noise_seeds`` noise seeds (``seed``, ``seed + 1``, ...).
+    repeated with ``noise_seeds`` noise seeds (``seed``, ``seed + 1``, ...); ``score`` is the tracked
+    probability or logit (:func:`camfaith.metrics.aopc`).
 
     Random tie keys come from a stream of their own per noise seed (:mod:`camfaith.seeds`).
     ``occlusion=True`` adds the positive control and its inversion, built from each size's own draws
@@ -45,7 +47,8 @@ def aopc_scores(model: nn.Module, images: torch.Tensor, ids: Sequence[str], maps
         for size in regions:
             results = aopc_methods(model, images, maps, regions=size, perturbation=perturbation, seed=noise_seed,
                                    chunk_size=chunk_size, targets=targets, orders=tuple(orders), tie_break=tie_break,
-                                   tie_seed=stream_seed(noise_seed, "tie break"), occlusion=occlusion)
+                                   tie_seed=stream_seed(noise_seed, "tie break"), occlusion=occlusion,
+                                   score=score)
             for (method, order), result in results.items():
                 curves.setdefault((size, method, order), result.curves)
                 rows += [{"id": i, "method": method, "regions": size, "order": order, "tie_break": tie_break,

@@ -29,6 +29,11 @@ Variants (the defaults give the metric above):
   index. Ties are common: after the ReLU of the CAMs whole regions of a map are 0
   (:func:`~camfaith.metrics.cells.zero_shares` counts them), and the stable order then removes
   them top-left first.
+- ``score="logit"`` tracks the class logit instead of its softmax probability: the probability can also
+  fall because another class rises, and it saturates near 1; the logit is the quantity the CAMs explain.
+- ``perturbation="blur"`` takes removed pixels from a Gaussian blur of the image (sigma
+  :data:`BLUR_SIGMA` of its larger side, Fong & Vedaldi 2017): the cell keeps its colours and loses its
+  detail, a removal without noise and without values outside the image.
 - ``perturbation="road"`` imputes removed pixels from their kept neighbours plus noise (ROAD, Rong
   et al. 2022; :mod:`camfaith.metrics.road`), so the removed set's shape is not itself a signal.
   The imputation depends on the whole removed set, so it is solved per (image, step) pair inside
@@ -53,6 +58,7 @@ from numbers import Real
 from typing import NamedTuple
 
 import torch
+import torchvision.transforms.functional as TF
 from torch import nn
 
 from camfaith.device import evaluating, model_device
@@ -76,6 +82,7 @@ __all__ = [
     "HIGHER_IS_BETTER",
     "ORDERS",
     "PERTURBATIONS",
+    "SCORES",
     "TIE_BREAKS",
     "AOPCResult",
     "aopc",
@@ -86,7 +93,10 @@ __all__ = [
     "pool_regions",
 ]
 
-PERTURBATIONS = ("uniform", "image_range", "road")
+PERTURBATIONS = ("uniform", "image_range", "road", "blur")
+SCORES = ("probability", "logit")
+BLUR_SIGMA = 0.05
+"""Sigma of the ``"blur"`` removal as a share of the image's larger side (11 px at 224 px)."""
 ORDERS = ("morf", "lerf")
 TIE_BREAKS = ("stable", "random")
 HIGHER_IS_BETTER = {"morf": True, "lerf": False}
@@ -128,6 +138,7 @@ class _Prepared(NamedTuple):
     tie_keys: torch.Tensor | None
     targets: torch.Tensor
     clean_scores: torch.Tensor
+    score: str
     chunk_size: int
     schedule: object  # the incremental schedule, or None for full forward passes
 
@@ -144,6 +155,8 @@ def _removal_fill(images: torch.Tensor, perturbation, generator) -> torch.Tensor
             )
         if perturbation == "road":
             return road_noise(images, generator)
+        if perturbation == "blur":
+            return _blurred(images)
         draws = draw_uniform(images.shape, generator, images.device, images.dtype)
         if perturbation == "uniform":
             return 2 * draws - 1
@@ -159,6 +172,23 @@ def _removal_fill(images: torch.Tensor, perturbation, generator) -> torch.Tensor
             f"perturbation must be one of {PERTURBATIONS} or a finite float constant, got {perturbation!r}"
         )
     return images.new_tensor(float(perturbation)).expand_as(images)
+
+
+def _blurred(images: torch.Tensor) -> torch.Tensor:
+    """A Gaussian blur of each image, sigma :data:`BLUR_SIGMA` of its larger side, reflected at the edges."""
+    height, width = images.shape[-2:]
+    sigma = BLUR_SIGMA * max(height, width)
+    radius = min(math.ceil(3 * sigma), min(height, width) - 1)  # reflection needs a radius below the side
+    return TF.gaussian_blur(images, kernel_size=2 * radius + 1, sigma=sigma)
+
+
+def _tracked(logits: torch.Tensor, targets: torch.Tensor, score: str) -> torch.Tensor:
+    """The tracked score ``f`` of each row of ``logits`` (``..., classes``) for its target (``...``)."""
+    if score == "probability":
+        values = softmax_probabilities(logits)
+    else:  # in float32 at least, as the probabilities are
+        values = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    return values.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
 
 def _removal_order(heat: torch.Tensor, order: str, tie_keys: torch.Tensor | None) -> torch.Tensor:
@@ -184,7 +214,7 @@ def _removal_steps(order: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
 
 
 def _clean_scores(
-    model: nn.Module, images: torch.Tensor, targets, chunk_size: int
+    model: nn.Module, images: torch.Tensor, targets, chunk_size: int, score: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``f(x_0)`` of every image and the tracked classes (the predicted ones when ``targets`` is None)."""
     n_images = images.shape[0]
@@ -195,7 +225,7 @@ def _clean_scores(
         targets = check_targets(targets, n_images, images.device)
         if bool((targets >= clean_logits.shape[1]).any()):
             raise ValueError(f"targets must be class indices below {clean_logits.shape[1]}")
-    return softmax_probabilities(clean_logits).gather(1, targets[:, None]).squeeze(1), targets
+    return _tracked(clean_logits, targets, score), targets
 
 
 def _perturbed_scores(model: nn.Module, prepared: _Prepared, removal_step: torch.Tensor,
@@ -220,14 +250,13 @@ def _perturbed_scores(model: nn.Module, prepared: _Prepared, removal_step: torch
             batch = road_impute(images[image_index], removed[:, 0], fill[image_index])
         else:
             batch = torch.where(removed, fill[image_index], images[image_index])
-        probabilities = softmax_probabilities(model_logits(model, batch))
-        scores[start:stop] = probabilities.gather(1, targets[image_index, None]).squeeze(1)
+        scores[start:stop] = _tracked(model_logits(model, batch), targets[image_index], prepared.score)
     return scores.view(n_images, n_cells)
 
 
 def _prepare(
     model, images, maps: dict, regions, perturbation, generator, chunk_size, targets, tie_break, tie_generator,
-    incremental,
+    incremental, score,
 ):
     """Check the inputs, draw the fill (then the tie keys), run the clean forward pass and choose the
     path (full or incremental), once for all maps."""
@@ -243,6 +272,7 @@ def _prepare(
             raise ValueError(f"maps {name!r}: {error}") from None
     check_positive_integers(chunk_size=chunk_size)
     check_choice("tie_break", tie_break, TIE_BREAKS)
+    check_choice("score", score, SCORES)
     check_generator(generator, device)
     check_generator(tie_generator, device)
     cells = cell_partition(height, width, regions, device)
@@ -252,9 +282,10 @@ def _prepare(
         keys_from = tie_generator if tie_generator is not None else generator
         tie_keys = draw_uniform((n_images, regions * regions), keys_from, device, torch.float32)
     schedule = schedule_for(model, images, regions, perturbation, incremental, min(n_images, chunk_size))
-    clean_scores, targets = _clean_scores(model, images, targets, chunk_size)
+    clean_scores, targets = _clean_scores(model, images, targets, chunk_size, score)
     road = isinstance(perturbation, str) and perturbation == "road"
-    return _Prepared(images, cells, regions, fill, road, tie_keys, targets, clean_scores, chunk_size, schedule), checked
+    return _Prepared(images, cells, regions, fill, road, tie_keys, targets, clean_scores, score, chunk_size,
+                     schedule), checked
 
 
 def _occlusion(model: nn.Module, prepared: _Prepared) -> torch.Tensor:
@@ -280,8 +311,7 @@ def _score(model: nn.Module, prepared: _Prepared, maps: torch.Tensor, order: str
     else:
         logits = incremental_logits(model, prepared.images, prepared.fill, removal_order, prepared.regions,
                                     prepared.chunk_size, prepared.schedule)
-        probabilities = softmax_probabilities(logits.flatten(0, 1)).view(*logits.shape)
-        perturbed = probabilities.gather(2, prepared.targets.view(-1, 1, 1).expand(-1, n_cells, 1)).squeeze(2)
+        perturbed = _tracked(logits, prepared.targets[:, None].expand(-1, n_cells), prepared.score)
     curves = torch.cat([prepared.clean_scores[:, None], perturbed], dim=1)
     scores = (curves[:, :1] - curves[:, 1:]).sum(dim=1) / (n_cells + 1)
     return AOPCResult(scores=scores, curves=curves, order=removal_order, targets=prepared.targets)
@@ -300,6 +330,7 @@ def aopc(
     tie_break: str = "stable",
     tie_generator: torch.Generator | None = None,
     incremental: bool | str = "auto",
+    score: str = "probability",
 ) -> AOPCResult:
     """Per-image AOPC (Samek et al. 2017; section 2.2.1, eq. 6-7 of Lamprou 2023).
 
@@ -316,10 +347,10 @@ def aopc(
         Attribution maps of any resolution; larger is more relevant.
     regions : int
         Cells per side, ``1 <= regions <= min(H, W)``; Lamprou (2023) uses 4, 8, 11 and 14 on 224 px.
-    perturbation : {"uniform", "image_range", "road"} or float
+    perturbation : {"uniform", "image_range", "road", "blur"} or float
         ``g``: ``"uniform"`` noise in [-1, 1] (the choice of the original study for images in [-1, 1]),
         ``"image_range"`` uniform noise in each image's own [min, max], ``"road"`` noisy linear
-        imputation (Rong et al. 2022), or a constant value.
+        imputation (Rong et al. 2022), ``"blur"`` the image blurred, or a constant value.
     generator : torch.Generator, optional
         Source of the noise, on the model's device or on the CPU (see :mod:`camfaith.metrics`).
     chunk_size : int
@@ -334,6 +365,8 @@ def aopc(
         Source of the random tie order; by default ``generator``, drawn after the noise.
     incremental : bool or "auto"
         Full passes (False), incremental inference (True), or the one estimated faster: module docstring.
+    score : {"probability", "logit"}
+        The tracked ``f``: the target's softmax probability (the original study) or its logit.
 
     Returns
     -------
@@ -344,7 +377,7 @@ def aopc(
     with evaluating(model), torch.no_grad():
         prepared, checked = _prepare(
             model, images, {"maps": maps}, regions, perturbation, generator, chunk_size, targets, tie_break,
-            tie_generator, incremental,
+            tie_generator, incremental, score,
         )
         return _score(model, prepared, checked["maps"], order)
 
@@ -366,13 +399,14 @@ def aopc_methods(
     incremental: bool | str = "auto",
     tie_seed: int | None = None,
     occlusion: bool = False,
+    score: str = "probability",
 ) -> dict[tuple[str, str], AOPCResult]:
     """:func:`aopc` of several maps of the same images, paired: one clean pass, the same draws.
 
     The noise (then the random tie keys) is drawn once from ``torch.Generator().manual_seed(seed)``
     and shared by every map and order, so the result for ``(name, order)`` equals
     ``aopc(model, images, maps[name], regions, perturbation, torch.Generator().manual_seed(seed),
-    chunk_size, targets, order, tie_break)`` exactly, and differences between maps are not noise.
+    chunk_size, targets, order, tie_break, score=score)`` exactly, and differences between maps are not noise.
     ``incremental`` chooses the path as in :func:`aopc`. ``tie_seed`` draws the random tie keys from a
     generator of their own (:mod:`camfaith.seeds`) instead of the noise generator.
 
@@ -397,7 +431,7 @@ def aopc_methods(
         tie_generator = None if tie_seed is None else torch.Generator().manual_seed(tie_seed)
         prepared, checked = _prepare(
             model, images, maps, regions, perturbation, generator, chunk_size, targets, tie_break, tie_generator,
-            incremental,
+            incremental, score,
         )
         if occlusion:
             checked["occlusion"] = _occlusion(model, prepared)
@@ -423,7 +457,7 @@ def occlusion_maps(
     generator = torch.Generator().manual_seed(seed)
     with evaluating(model), torch.no_grad():
         prepared, _ = _prepare(model, images, {}, regions, perturbation, generator, chunk_size, targets, "stable",
-                               None, False)
+                               None, False, "probability")
         return _occlusion(model, prepared)
 
 

@@ -138,7 +138,8 @@ def model_logits(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
 
 
 def softmax_probabilities(logits: torch.Tensor) -> torch.Tensor:
-    """Class probabilities, computed in float32 at least (half-precision logits are upcast first)."""
+    """Class probabilities over the last dimension, computed in float32 at least (half-precision logits are
+    upcast first)."""
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()
-    return logits.softmax(dim=1)
+    return logits.softmax(dim=-1)
