@@ -33,5 +33,5 @@ def test_checks_name_the_parameter_and_the_choices():
 
 def test_a_removal_is_named_or_a_constant():
     assert [parse_removal(v, PERTURBATIONS) for v in ("road", " uniform", "0.0", 0.5)] == ["road", "uniform", 0.0, 0.5]
-    with pytest.raises(ValueError, match="the removal 'blur' is not known; choose one of: uniform, image_range, road"):
-        parse_removal("blur", PERTURBATIONS)
+    with pytest.raises(ValueError, match="'smudge' is not known; choose one of: uniform, image_range, road, blur"):
+        parse_removal("smudge", PERTURBATIONS)
