@@ -57,6 +57,7 @@ from camfaith.parameters import parse_list
 from camfaith.plots import METHOD_LABELS, accuracy_scatter, forest_plot, format_table
 from camfaith.ranking import FAMILY_SCORES, family_ranks
 from camfaith.runs import Run
+from camfaith.stages import STAGES, stage_gaps
 from camfaith.summary import (
     answer_table,
     collect,
@@ -124,14 +125,32 @@ glue("summary_maps", format_table(summary.maps.replace(METHOD_LABELS), 3))
 # metrics' ranking?
 
 # %% tags=["hide-input"]
-family_mean_ranks, family_tests = family_ranks([Run.open(Path(results_dir) / name) for name in parse_list(runs, str)],
-                                               {m: ENDPOINTS[m].label for m in FAMILY_SCORES})
+all_runs = [Run.open(Path(results_dir) / name) for name in parse_list(runs, str)]
+family_mean_ranks, family_tests = family_ranks(all_runs, {m: ENDPOINTS[m].label for m in FAMILY_SCORES})
 if family_mean_ranks.empty:  # the pages cite these keys whatever ran
     family_mean_ranks = family_tests = pd.DataFrame({"family": ["no run of this configuration has a family chapter"]})
 glue("summary_family_ranks", format_table(family_mean_ranks.replace(METHOD_LABELS), 2), display=False)
 glue("summary_family_tests", format_table(family_tests, 3), display=False)
 glue("summary_family_networks", int(family_tests.get("networks", pd.Series([0])).max()), display=False)
 format_table(family_mean_ranks.replace(METHOD_LABELS), 2)
+
+# %% [markdown]
+# How much of HiResCAM's lead over Grad-CAM on the feature grid survives each step to input-space AOPC
+# (`camfaith.stages`): per network, the share of the first stage's gap left at each logit stage, and the
+# difference in probability at the last.
+
+# %% tags=["hide-input"]
+gaps = [stage_gaps(run.scores("family_stages")).reset_index().assign(network=run.replicate_of or run.name)
+        for run in all_runs if run.has_scores("family_stages")]
+if gaps:
+    gaps = pd.concat(gaps).groupby(["network", "stage"], sort=False, as_index=False).mean()
+    stage_table = gaps.pivot_table(index="network", columns="stage", values="share")[list(STAGES[:4])]
+    stage_table["probability difference"] = gaps[gaps["stage"] == STAGES[4]].set_index("network")["difference"]
+    stage_table = stage_table.reset_index()
+else:
+    stage_table = pd.DataFrame({"stages": ["no run of this configuration has a family chapter"]})
+glue("summary_family_stages", format_table(stage_table, 2), display=False)
+format_table(stage_table, 2)
 
 # %% [markdown]
 # ## How reliable each metric is, and how many hidden choices its verdict survives
@@ -141,7 +160,7 @@ format_table(family_mean_ranks.replace(METHOD_LABELS), 2)
 # that give the primary verdict, averaged over the networks.
 
 # %% tags=["hide-input"]
-reliability = reliability_table([Run.open(Path(results_dir) / name) for name in parse_list(runs, str)])
+reliability = reliability_table(all_runs)
 if reliability.empty:  # the pages cite these keys whatever ran
     reliability = pd.DataFrame({"metric": ["no run of this configuration has a reliability chapter"],
                                 "overall MC": [float("nan")], "MC explanation": [float("nan")]})

@@ -68,6 +68,8 @@ from camfaith.ranking import level_trend, rank_maps
 from camfaith.runs import Run
 from camfaith.scoring import aopc_scores, haas_scores, localisation_scores, sensitivity_scores
 from camfaith.seeds import stream_generator, stream_seed
+from camfaith.stages import STAGES, deletion_stages, stage_gaps
+from camfaith.stats import holm
 
 check_positive_integers(n_images=n_images, chunk_size=chunk_size, n_gallery=n_gallery,
                         occlusion_regions=occlusion_regions)
@@ -209,6 +211,42 @@ for metric, fig in figures.items():
 # Feature deletion: the same, on the target layer's grid.
 # ```
 #
-# Where AOPC's ranking departs from feature deletion's, the gap between maps that the theory proves on
-# the feature grid did not survive the steps input-space AOPC adds: upsampling, the ReLU and min-max
-# scaling of the post-processing, and removal in pixel space through the whole network.
+# ## From the feature grid to the pixels
+#
+# Where AOPC's ranking departs from feature deletion's, the gap between maps that the theory proves on the
+# feature grid did not survive the steps input-space AOPC adds. The stages below add those steps one at a
+# time on the same images (`camfaith.stages`): the raw map on the grid (feature deletion), the
+# library's ReLU and min-max scaling, upsampling to the image (averaged back over the grid's cells), removal
+# in pixel space through the whole network (AOPC with one cell per feature location, tracking the logit),
+# and the class probability in place of the logit. The first four stages measure drops of the same logit,
+# so the share of the first stage's gap that remains is comparable; the last is in probability.
+
+# %% tags=["hide-input"]
+stages = deletion_stages(model, activations, images, ids, {m: family[f"raw_{m}"] for m in chosen}, targets,
+                         run.seed, perturbation, chunk_size)
+run.save_scores("family_stages", stages)
+gap = run.compare_methods(stages[stages["method"].isin(["gradcam", "hirescam"])], "score", ["stage"],
+                          higher_is_better=True).set_index("stage").loc[list(STAGES)]
+gap["Holm p"] = holm(gap["p_value"].to_numpy())  # five tests of one question
+gap["share of the first gap"] = stage_gaps(stages)["share"]
+stage_ranks = pd.DataFrame({stage: rank_maps(part.pivot_table(index="id", columns="method", values="score"),
+                                             True, groups).mean_ranks for stage, part in stages.groupby("stage")})
+gap["HiResCAM's mean rank"] = stage_ranks.loc["hirescam"]
+gap["better"] = gap["better"].replace(METHOD_LABELS)
+glue("family_stages_table", format_table(gap[["mean_difference", "low", "high", "Holm p", "better",
+                                              "share of the first gap", "HiResCAM's mean rank"]]
+                                         .rename_axis("stage").reset_index(), 3))
+glue("family_stage_ranks", format_table(stage_ranks[list(STAGES)].rename(index=METHOD_LABELS)
+                                        .rename_axis("map").reset_index(), 2))
+
+# %% [markdown]
+# HiResCAM minus Grad-CAM at each stage, with its interval and test, the share of the feature-grid gap that
+# remains, and HiResCAM's mean rank in the family (1 = best):
+#
+# ```{glue} family_stages_table
+# ```
+#
+# The family's mean ranks at every stage:
+#
+# ```{glue} family_stage_ranks
+# ```

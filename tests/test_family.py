@@ -140,3 +140,19 @@ def test_feature_deletion_ties_and_bad_shapes():
     activations = torch.randn(1, 4, 3, 3)
     with pytest.raises(ValueError, match="target layer's grid"):
         feature_deletion(torch.nn.Flatten(), activations, torch.zeros(1, 6, 6), torch.tensor([0]))
+
+
+def test_deletion_stages_start_from_the_theorem_and_reach_pixel_space():
+    """Stage 1 is feature deletion, where no map beats HiResCAM on any image; every stage scores every map."""
+    from camfaith.stages import STAGES, deletion_stages
+
+    model, target = _model("resnet18")
+    maps = family_maps(model, target, IMAGES, methods=GRADIENT_METHODS, raw=True)
+    activations = activations_and_gradients(model, target, IMAGES)[0]
+    raw = {m: maps[f"raw_{m}"] for m in ("gradcam", "hirescam", "xgradcam", "layercam")}
+    frame = deletion_stages(model, activations, IMAGES, ["a", "b"], raw, maps["targets"], seed=0, chunk_size=32)
+    assert frame.groupby(["stage", "method"]).size().to_dict() == {(s, m): 2 for s in STAGES for m in raw}
+    first = frame[frame["stage"] == "raw"].pivot_table(index="id", columns="method", values="score")
+    assert (first.drop(columns="hirescam").le(first["hirescam"] + 1e-5, axis=0)).all().all()
+    with pytest.raises(ValueError, match="square feature grid"):
+        deletion_stages(model, activations[..., :-1], IMAGES, ["a", "b"], raw, maps["targets"], seed=0)

@@ -48,7 +48,7 @@ REPORT_FILE = "report.json"
 CONFUSION_FILE = "confusion_matrix.csv"
 SCORES = ("aopc", "aopc_removal", "max_sensitivity", "haas", "localisation", "sanity", "identity", "family_aopc",
           "feature_deletion", "family_max_sensitivity", "family_haas", "family_localisation",
-          "reliability", "multiverse")
+          "family_stages", "reliability", "multiverse")
 
 
 @dataclass(frozen=True)
