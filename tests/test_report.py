@@ -33,11 +33,32 @@ def test_pipeline_executes_every_notebook_and_writes_results(tiny_study):
     assert {f"synthetic_vgg11_{t}.ipynb" for t in topics} <= names
     run = tiny_study / "results/tiny/synthetic_vgg11"
     for name in ("best.pt", "last.pt", "report.json", "manifest.csv", "aopc.csv", "aopc_removal.csv",
-                 "max_sensitivity.csv", "haas.csv", "localisation.csv", "sanity.csv", "identity.csv"):
+                 "max_sensitivity.csv", "haas.csv", "localisation.csv", "sanity.csv", "identity.csv",
+                 "family_aopc.csv", "feature_deletion.csv", "family_stages.csv", "reliability.csv", "multiverse.csv"):
         assert (run / name).exists(), name
     # the chapter title names its run
     train = nbformat.read(executed / "results/synthetic_vgg11_02_train.ipynb", as_version=4)
     assert train.cells[0].source.startswith("# Training: synthetic_vgg11")
+
+
+@pytest.mark.slow
+def test_the_summary_names_the_choice_that_flips_each_multiverse_verdict(tiny_study):
+    """The summary's line per metric agrees with the run's own multiverse; metrics without one stay blank."""
+    from camfaith.endpoints import ENDPOINTS
+    from camfaith.multiverse import primary_specification, robustness
+    from camfaith.runs import Run
+    from camfaith.summary import reliability_table
+
+    run = Run.open(tiny_study / "results/tiny/synthetic_vgg11")
+    table = reliability_table([run]).set_index("metric")
+    for metric, part in run.scores("multiverse").groupby("metric"):
+        held, flips = robustness(part.dropna(axis=1, how="all"), primary_specification(metric))
+        worst = flips.loc[flips["flipped"].idxmax()]
+        expected = "no choice" if worst["flipped"] == 0 else \
+            f"{worst['choice']} = {worst['value']} ({worst['flipped']:.0%})"
+        assert table.loc[ENDPOINTS[metric].label, "flipped most by"] == expected
+        assert table.loc[ENDPOINTS[metric].label, "specifications agreeing"] == held["agree"]
+    assert table.loc[ENDPOINTS["feature_deletion"].label, "flipped most by"] == ""
 
 
 @pytest.mark.slow

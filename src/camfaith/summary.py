@@ -283,8 +283,9 @@ def forest_table(verdicts: pd.DataFrame) -> pd.DataFrame:
 def reliability_table(runs: list[Run]) -> pd.DataFrame:
     """Per metric, over the networks whose reliability chapter ran (replicates averaged first): the mean
     meta-consistency MC of each perturbation kind and overall, and the mean share of the multiverse's
-    specifications that give the primary verdict (:mod:`camfaith.reliability`, :mod:`camfaith.multiverse`)."""
-    rows = []
+    specifications that give the primary verdict (:mod:`camfaith.reliability`, :mod:`camfaith.multiverse`), with
+    the choice whose specifications flip that verdict most often (their mean share over the networks)."""
+    rows, flips = [], []
     for run in runs:
         network = run.replicate_of or run.name
         if run.has_scores("reliability"):
@@ -294,11 +295,18 @@ def reliability_table(runs: list[Run]) -> pd.DataFrame:
                              **{f"MC {kind}": value for kind, value in consistency.items()}})
         if run.has_scores("multiverse"):
             for metric, table in run.scores("multiverse").groupby("metric", sort=False):
-                held, _ = robustness(table.dropna(axis=1, how="all"), primary_specification(metric))
+                held, flipped = robustness(table.dropna(axis=1, how="all"), primary_specification(metric))
                 rows.append({"network": network, "metric": metric, "specifications agreeing": held["agree"]})
+                flips.append(flipped.assign(network=network, metric=metric))
     if not rows:
         return pd.DataFrame()
     per_network = pd.DataFrame(rows).groupby(["metric", "network"], sort=False).mean()
     table = per_network.groupby("metric", sort=False).mean()
     table.insert(0, "networks", per_network.groupby("metric", sort=False).size())
+    if flips:
+        flips = pd.concat(flips).groupby(["metric", "network", "choice", "value"], sort=False)["flipped"].mean()
+        shares = flips.groupby(["metric", "choice", "value"], sort=False).mean()
+        worst = shares.groupby("metric", sort=False).idxmax()
+        table["flipped most by"] = ["" if m not in worst else "no choice" if shares[worst[m]] == 0 else
+                                    f"{worst[m][1]} = {worst[m][2]} ({shares[worst[m]]:.0%})" for m in table.index]
     return table.rename(index={key: entry.label for key, entry in ENDPOINTS.items()}).reset_index()
