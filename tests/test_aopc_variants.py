@@ -179,6 +179,21 @@ def test_aopc_methods_equals_aopc_map_by_map(perturbation, tie_break):
             assert torch.equal(getattr(result, field), getattr(alone, field)), (name, order, field)
 
 
+def test_both_scores_come_from_one_set_of_forward_passes():
+    model, images = square_model(), square_images(4, seed=21)
+    maps = {"oracle": oracle_maps(4), "random": torch.rand(4, SIZE, SIZE, generator=seeded(22), dtype=torch.float64)}
+    calls = []
+    model.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape[0]))
+    both = aopc_methods(model, images, maps, regions=REGIONS, perturbation="uniform", seed=23, chunk_size=16,
+                        score=("probability", "logit"))
+    assert len(calls) == 1 + 2 * 4  # one clean pass, then 4 chunks of 16 perturbed images per map
+    for score in ("probability", "logit"):
+        alone = aopc_methods(model, images, maps, regions=REGIONS, perturbation="uniform", seed=23, chunk_size=16,
+                             score=score)
+        for (name, order), result in alone.items():
+            assert torch.equal(both[name, order, score].curves, result.curves), (name, score)
+
+
 def test_logit_aopc_of_the_oracle_is_the_removed_evidence():
     """Logit 0 is 8 times the square's mean; each of its four cells set to 0 takes 2 off, in MoRF order first:
     the curve is 8, 6, 4, 2, 0 and then 0 for the twelve background cells."""

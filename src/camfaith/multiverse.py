@@ -90,19 +90,19 @@ def aopc_multiverse(model: nn.Module, images: torch.Tensor, ids: Sequence[str], 
     """AOPC (MoRF) of both CAMs over removal x tracked score x heatmap size x tie order x post-processing x
     upsampling.
 
-    ``raw`` holds the signed maps at the target layer (``"gradcam"``, ``"hirescam"``). Each removal, score and
-    tie order is one call of :func:`camfaith.scoring.aopc_scores` with the same seed, so every rendering and
-    both scores see the same draws.
+    ``raw`` holds the signed maps at the target layer (``"gradcam"``, ``"hirescam"``). Each removal and tie
+    order is one call of :func:`camfaith.scoring.aopc_scores` with the same seed, so every rendering sees the
+    same draws, and both scores come from the same forward passes.
     """
     size = images.shape[-2:]
     maps = {_key(cam, post, up): render(raw[cam], size, post, up)
             for cam in METHODS for post in POSTPROCESSING for up in UPSAMPLING}
     frames = []
-    for perturbation, score, tie_break in itertools.product(perturbations, SCORES, ("random", "stable")):
+    for perturbation, tie_break in itertools.product(perturbations, ("random", "stable")):
         frame, _ = aopc_scores(model, images, ids, maps, regions, targets, seed, perturbation, tie_break=tie_break,
-                               chunk_size=chunk_size, score=score)
+                               chunk_size=chunk_size, score=SCORES)
         frames.append(_wide(frame, ["postprocessing", "upsampling"], "aopc").assign(
-            perturbation="constant 0" if perturbation == 0.0 else str(perturbation), score=score))
+            perturbation="constant 0" if perturbation == 0.0 else str(perturbation)))
     return _with_average(pd.concat(frames, ignore_index=True), "regions")
 
 

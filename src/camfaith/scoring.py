@@ -30,29 +30,33 @@ from camfaith.seeds import stream_seed
 def aopc_scores(model: nn.Module, images: torch.Tensor, ids: Sequence[str], maps: dict[str, torch.Tensor],
                 regions: Sequence[int], targets: torch.Tensor, seed: int, perturbation="uniform",
                 orders: Sequence[str] = ("morf",), tie_break: str = "random", chunk_size: int = 64,
-                noise_seeds: int = 1, occlusion: bool = False, score: str = "probability"
+                noise_seeds: int = 1, occlusion: bool = False, score: str | Sequence[str] = "probability"
                 ) -> tuple[pd.DataFrame, dict]:
     """AOPC of every map for each heatmap size and removal order (one clean pass and one noise draw each),
     repeated with ``noise_seeds`` noise seeds (``seed``, ``seed + 1``, ...); ``score`` is the tracked
-    probability or logit (:func:`camfaith.metrics.aopc`).
+    probability or logit (:func:`camfaith.metrics.aopc`), or several of them from the same passes.
 
     Random tie keys come from a stream of their own per noise seed (:mod:`camfaith.seeds`).
     ``occlusion=True`` adds the positive control and its inversion, built from each size's own draws
     (:func:`camfaith.metrics.aopc_methods`). Returns the per-image frame (columns ``id, method,
-    regions, order, tie_break, noise_seed, aopc``) and the curves of the first noise seed by
-    ``(regions, method, order)``.
+    regions, order, tie_break, noise_seed, aopc``, and ``score`` where several were asked for) and the
+    curves of the first noise seed (and score) by ``(regions, method, order)``.
     """
+    tracked = (score,) if isinstance(score, str) else tuple(score)
     rows, curves = [], {}
     for noise_seed in range(seed, seed + noise_seeds):
         for size in regions:
             results = aopc_methods(model, images, maps, regions=size, perturbation=perturbation, seed=noise_seed,
                                    chunk_size=chunk_size, targets=targets, orders=tuple(orders), tie_break=tie_break,
                                    tie_seed=stream_seed(noise_seed, "tie break"), occlusion=occlusion,
-                                   score=score)
-            for (method, order), result in results.items():
-                curves.setdefault((size, method, order), result.curves)
+                                   score=tracked)
+            for (method, order, name), result in results.items():
+                if name == tracked[0]:
+                    curves.setdefault((size, method, order), result.curves)
+                extra = {} if isinstance(score, str) else {"score": name}
                 rows += [{"id": i, "method": method, "regions": size, "order": order, "tie_break": tie_break,
-                          "noise_seed": noise_seed, "aopc": float(score)} for i, score in zip(ids, result.scores)]
+                          "noise_seed": noise_seed, **extra, "aopc": float(value)}
+                         for i, value in zip(ids, result.scores)]
     return pd.DataFrame(rows), curves
 
 

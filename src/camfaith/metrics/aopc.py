@@ -54,6 +54,7 @@ to float rounding, and the draws are the same on both.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from numbers import Real
 from typing import NamedTuple
 
@@ -137,8 +138,7 @@ class _Prepared(NamedTuple):
     road: bool
     tie_keys: torch.Tensor | None
     targets: torch.Tensor
-    clean_scores: torch.Tensor
-    score: str
+    clean: dict  # f(x_0) per tracked score
     chunk_size: int
     schedule: object  # the incremental schedule, or None for full forward passes
 
@@ -214,9 +214,10 @@ def _removal_steps(order: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
 
 
 def _clean_scores(
-    model: nn.Module, images: torch.Tensor, targets, chunk_size: int, score: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``f(x_0)`` of every image and the tracked classes (the predicted ones when ``targets`` is None)."""
+    model: nn.Module, images: torch.Tensor, targets, chunk_size: int, scores: tuple[str, ...]
+) -> tuple[dict, torch.Tensor]:
+    """``f(x_0)`` of every image for each tracked score, and the tracked classes (the predicted ones when
+    ``targets`` is None)."""
     n_images = images.shape[0]
     clean_logits = torch.cat([model_logits(model, images[a:b]) for a, b in chunk_bounds(n_images, chunk_size)])
     if targets is None:
@@ -225,12 +226,13 @@ def _clean_scores(
         targets = check_targets(targets, n_images, images.device)
         if bool((targets >= clean_logits.shape[1]).any()):
             raise ValueError(f"targets must be class indices below {clean_logits.shape[1]}")
-    return _tracked(clean_logits, targets, score), targets
+    return {score: _tracked(clean_logits, targets, score) for score in scores}, targets
 
 
 def _perturbed_scores(model: nn.Module, prepared: _Prepared, removal_step: torch.Tensor,
-                      cumulative: bool = True) -> torch.Tensor:
-    """``f(x_k)`` for every image and step ``k = 1..L``, shape ``(N, L)``, the dtype of the clean scores.
+                      cumulative: bool = True) -> dict:
+    """``f(x_k)`` for every image and step ``k = 1..L``, shape ``(N, L)``, the dtype of the clean scores, for
+    each tracked score (all from the same forward passes).
 
     Pair ``p`` of the ``N * L`` (image, step) pairs is image ``p // L`` with its first ``p % L + 1``
     cells removed: the cumulative mask ``removal_step <= k`` takes those pixels from the fill (or,
@@ -240,7 +242,7 @@ def _perturbed_scores(model: nn.Module, prepared: _Prepared, removal_step: torch
     images, fill, targets = prepared.images, prepared.fill, prepared.targets
     n_images, n_cells = images.shape[0], prepared.regions * prepared.regions
     n_pairs = n_images * n_cells
-    scores = prepared.clean_scores.new_empty(n_pairs)
+    scores = {score: clean.new_empty(n_pairs) for score, clean in prepared.clean.items()}
     for start, stop in chunk_bounds(n_pairs, prepared.chunk_size):
         pair = torch.arange(start, stop, device=images.device)
         image_index, step = pair // n_cells, pair % n_cells + 1
@@ -250,13 +252,15 @@ def _perturbed_scores(model: nn.Module, prepared: _Prepared, removal_step: torch
             batch = road_impute(images[image_index], removed[:, 0], fill[image_index])
         else:
             batch = torch.where(removed, fill[image_index], images[image_index])
-        scores[start:stop] = _tracked(model_logits(model, batch), targets[image_index], prepared.score)
-    return scores.view(n_images, n_cells)
+        logits = model_logits(model, batch)
+        for score, values in scores.items():
+            values[start:stop] = _tracked(logits, targets[image_index], score)
+    return {score: values.view(n_images, n_cells) for score, values in scores.items()}
 
 
 def _prepare(
     model, images, maps: dict, regions, perturbation, generator, chunk_size, targets, tie_break, tie_generator,
-    incremental, score,
+    incremental, scores,
 ):
     """Check the inputs, draw the fill (then the tie keys), run the clean forward pass and choose the
     path (full or incremental), once for all maps."""
@@ -272,7 +276,8 @@ def _prepare(
             raise ValueError(f"maps {name!r}: {error}") from None
     check_positive_integers(chunk_size=chunk_size)
     check_choice("tie_break", tie_break, TIE_BREAKS)
-    check_choice("score", score, SCORES)
+    for score in scores:
+        check_choice("score", score, SCORES)
     check_generator(generator, device)
     check_generator(tie_generator, device)
     cells = cell_partition(height, width, regions, device)
@@ -282,27 +287,27 @@ def _prepare(
         keys_from = tie_generator if tie_generator is not None else generator
         tie_keys = draw_uniform((n_images, regions * regions), keys_from, device, torch.float32)
     schedule = schedule_for(model, images, regions, perturbation, incremental, min(n_images, chunk_size))
-    clean_scores, targets = _clean_scores(model, images, targets, chunk_size, score)
+    clean, targets = _clean_scores(model, images, targets, chunk_size, scores)
     road = isinstance(perturbation, str) and perturbation == "road"
-    return _Prepared(images, cells, regions, fill, road, tie_keys, targets, clean_scores, score, chunk_size,
-                     schedule), checked
+    return _Prepared(images, cells, regions, fill, road, tie_keys, targets, clean, chunk_size, schedule), checked
 
 
 def _occlusion(model: nn.Module, prepared: _Prepared) -> torch.Tensor:
     """``(N, H, W)`` occlusion maps in [0, 1]: per cell, ``f(x_0)`` minus ``f`` with that cell alone removed
     by the metric's own removal and draws, spread over the cell's pixels and min-max scaled per image
-    (a constant map becomes 0)."""
+    (a constant map becomes 0). ``f`` is the first tracked score."""
     n_images, n_cells = prepared.images.shape[0], prepared.regions * prepared.regions
     raster = torch.arange(n_cells, device=prepared.images.device).expand(n_images, n_cells)
     removed_alone = _perturbed_scores(model, prepared, _removal_steps(raster, prepared.cells), cumulative=False)
-    drops = (prepared.clean_scores[:, None] - removed_alone).float()
+    score = next(iter(prepared.clean))
+    drops = (prepared.clean[score][:, None] - removed_alone[score]).float()
     low, high = drops.amin(dim=1, keepdim=True), drops.amax(dim=1, keepdim=True)
     scaled = torch.where(high > low, (drops - low) / torch.where(high > low, high - low, 1.0), 0.0)
     return scaled[:, prepared.cells]
 
 
-def _score(model: nn.Module, prepared: _Prepared, maps: torch.Tensor, order: str) -> AOPCResult:
-    """AOPC of one map in one removal order (eq. 6 of Lamprou 2023)."""
+def _score(model: nn.Module, prepared: _Prepared, maps: torch.Tensor, order: str) -> dict[str, AOPCResult]:
+    """AOPC of one map in one removal order (eq. 6 of Lamprou 2023), for each tracked score."""
     n_cells = prepared.regions * prepared.regions
     heat = pool_regions(resize_maps(maps, tuple(prepared.cells.shape)), prepared.regions).flatten(1)
     removal_order = _removal_order(heat, order, prepared.tie_keys)
@@ -311,10 +316,14 @@ def _score(model: nn.Module, prepared: _Prepared, maps: torch.Tensor, order: str
     else:
         logits = incremental_logits(model, prepared.images, prepared.fill, removal_order, prepared.regions,
                                     prepared.chunk_size, prepared.schedule)
-        perturbed = _tracked(logits, prepared.targets[:, None].expand(-1, n_cells), prepared.score)
-    curves = torch.cat([prepared.clean_scores[:, None], perturbed], dim=1)
-    scores = (curves[:, :1] - curves[:, 1:]).sum(dim=1) / (n_cells + 1)
-    return AOPCResult(scores=scores, curves=curves, order=removal_order, targets=prepared.targets)
+        perturbed = {score: _tracked(logits, prepared.targets[:, None].expand(-1, n_cells), score)
+                     for score in prepared.clean}
+    results = {}
+    for score, clean in prepared.clean.items():
+        curves = torch.cat([clean[:, None], perturbed[score]], dim=1)
+        scores = (curves[:, :1] - curves[:, 1:]).sum(dim=1) / (n_cells + 1)
+        results[score] = AOPCResult(scores=scores, curves=curves, order=removal_order, targets=prepared.targets)
+    return results
 
 
 def aopc(
@@ -377,9 +386,9 @@ def aopc(
     with evaluating(model), torch.no_grad():
         prepared, checked = _prepare(
             model, images, {"maps": maps}, regions, perturbation, generator, chunk_size, targets, tie_break,
-            tie_generator, incremental, score,
+            tie_generator, incremental, (score,),
         )
-        return _score(model, prepared, checked["maps"], order)
+        return _score(model, prepared, checked["maps"], order)[score]
 
 
 aopc.higher_is_better = True
@@ -399,8 +408,8 @@ def aopc_methods(
     incremental: bool | str = "auto",
     tie_seed: int | None = None,
     occlusion: bool = False,
-    score: str = "probability",
-) -> dict[tuple[str, str], AOPCResult]:
+    score: str | Sequence[str] = "probability",
+) -> dict[tuple, AOPCResult]:
     """:func:`aopc` of several maps of the same images, paired: one clean pass, the same draws.
 
     The noise (then the random tie keys) is drawn once from ``torch.Generator().manual_seed(seed)``
@@ -415,10 +424,14 @@ def aopc_methods(
     map of Zeiler & Fergus 2014 on the metric's grid, which approximates the best MoRF order), and
     ``"occlusion_inverted"``, its inversion. It costs one batched forward pass per image and cell.
 
+    ``score`` is one tracked score, or several (``("probability", "logit")``), which then come from the
+    same forward passes.
+
     Returns
     -------
     dict
-        ``{(name, order): AOPCResult}`` for every map name and every order in ``orders``.
+        ``{(name, order): AOPCResult}`` for every map name and every order in ``orders``; with several
+        scores, ``{(name, order, score): AOPCResult}``.
     """
     if not isinstance(maps, dict) or not maps:
         raise ValueError("maps must be a non-empty dict {name: maps (N, H, W)}, e.g. {'hirescam': ...}")
@@ -431,13 +444,16 @@ def aopc_methods(
         tie_generator = None if tie_seed is None else torch.Generator().manual_seed(tie_seed)
         prepared, checked = _prepare(
             model, images, maps, regions, perturbation, generator, chunk_size, targets, tie_break, tie_generator,
-            incremental, score,
+            incremental, (score,) if isinstance(score, str) else tuple(score),
         )
         if occlusion:
             checked["occlusion"] = _occlusion(model, prepared)
             checked["occlusion_inverted"] = 1 - checked["occlusion"]
-        return {(name, order): _score(model, prepared, values, order) for name, values in checked.items()
-                for order in orders}
+        results = {(name, order): _score(model, prepared, values, order) for name, values in checked.items()
+                   for order in orders}
+        if isinstance(score, str):
+            return {key: result[score] for key, result in results.items()}
+        return {(*key, tracked): result for key, by_score in results.items() for tracked, result in by_score.items()}
 
 
 def occlusion_maps(
@@ -457,7 +473,7 @@ def occlusion_maps(
     generator = torch.Generator().manual_seed(seed)
     with evaluating(model), torch.no_grad():
         prepared, _ = _prepare(model, images, {}, regions, perturbation, generator, chunk_size, targets, "stable",
-                               None, False, "probability")
+                               None, False, ("probability",))
         return _occlusion(model, prepared)
 
 
