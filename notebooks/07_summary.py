@@ -148,7 +148,7 @@ if gaps:
     stage_table["probability difference"] = gaps[gaps["stage"] == STAGES[4]].set_index("network")["difference"]
     stage_table = stage_table.reset_index()
 else:
-    stage_table = pd.DataFrame({"stages": ["no run of this configuration has a family chapter"]})
+    stage_table = pd.DataFrame({"stages": ["no run of this configuration followed the stages (gap_stages)"]})
 glue("summary_family_stages", format_table(stage_table, 2), display=False)
 format_table(stage_table, 2)
 

@@ -30,7 +30,7 @@ TINY = {
         "haas": {"n_images": 16, "scalings": "centered,unit"},
         "gallery": {"n_images": 2, "n_localisation": 8},
         "family": {"n_images": 4, "regions": "2", "perturbation": "uniform", "chunk_size": 64, "n_gallery": 1,
-                   "methods": ""},
+                   "methods": "", "gap_stages": True},
         "reliability": {"n_images": 6, "regions": "2", "perturbations": "uniform,0.0", "radii": "0.1", "samples": "2",
                         "n_perturbations": 1, "chunk_size": 64},
         "sanity": {"n_images": 4, "n_examples": 2},

@@ -37,7 +37,8 @@ TOPICS = ("02_train", "03_aopc", "04_max_sensitivity", "05_haas", "06_gallery", 
 #: Table 1 chapter checks one of the three networks: its code does not depend on the architecture,
 #: and the runs explain all three at 224 px. The family chapter runs three of its maps, one per level of
 #: the hierarchy (HiResCAM, XGrad-CAM, Grad-CAM): Score-CAM masks the image once per channel, 2048 passes
-#: of ResNet50 per image, and the other maps run the same code at any size (tests/test_family.py). The
+#: of ResNet50 per image, and the other maps run the same code at any size (tests/test_family.py); the
+#: stages from the feature grid to the pixels (an AOPC run with a 7 x 7 grid) run in the tiny study. The
 #: reliability chapter follows the two CAMs under its explanation adversary only (the weight and input
 #: perturbations run the same scoring code ten times more) and the multiverse under one removal.
 CPU_REDUCTIONS = {
@@ -50,6 +51,7 @@ CPU_REDUCTIONS = {
     ("defaults", "max_sensitivity", "samples"): "1",
     ("defaults", "family", "regions"): "2",
     ("defaults", "family", "methods"): "xgradcam",
+    ("defaults", "family", "gap_stages"): False,
     ("defaults", "reliability", "regions"): "2",
     ("defaults", "reliability", "perturbations"): "uniform",
     ("defaults", "reliability", "kinds"): "explanation",
