@@ -2,11 +2,14 @@
 #   snakemake --configfile configs/default.yaml --cores 2        (make results)
 # Results of a config live in results/<name>/ (checkpoints, per-image CSVs, executed notebooks);
 # re-running only does what is missing or stale (a changed notebook, parameter or input).
+import copy
 import itertools
 import json
 import shlex
 import sys
 from pathlib import Path
+
+from snakemake.utils import update_config
 
 configfile: "configs/default.yaml"
 
@@ -29,9 +32,9 @@ SPEED_PARAMETERS = {"02_train": ("precision", "channels_last"), "03_aopc": ("pre
 
 
 def merged(defaults, override):
-    result = dict(defaults)
-    for key, value in override.items():
-        result[key] = merged(result[key], value) if isinstance(value, dict) and isinstance(result.get(key), dict) else value
+    """``defaults`` updated by ``override``, nested mappings merged key by key; neither is changed."""
+    result = copy.deepcopy(defaults)
+    update_config(result, override)
     return result
 
 
