@@ -155,11 +155,15 @@ def test_randomised_maps_explain_the_trained_models_classes():
     torch.testing.assert_close(steps[0][2]["hirescam"], cams(model, target, images)["hirescam"])
 
 
-def test_target_layer_must_belong_to_the_model():
+def test_a_foreign_target_layer_and_a_bad_batch_size_are_named():
     model, _ = _model()
     _, other_target = _model()
     with pytest.raises(ValueError, match="not a module of the model"):
         randomisation_test(model, other_target, _images(), torch.Generator().manual_seed(0))
+    model, target = _model()
+    for bad in (True, 0):  # True is not a batch size
+        with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+            list(cascade_maps(model, target, _images(), torch.Generator().manual_seed(0), batch_size=bad))
 
 
 def test_proposition_4_holds_for_hirescam_on_the_trained_flatten_model_only():

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from camfaith.device import evaluating
+from camfaith.parameters import check_positive_integers
 
 METHODS = ("gradcam", "hirescam")
 
@@ -153,8 +154,7 @@ def explain(
     (``"targets"``); with ``raw=True`` also the signed maps at the target layer's resolution
     (``"raw_gradcam"``, ``"raw_hirescam"``), taken from the same passes.
     """
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_positive_integers(batch_size=batch_size)
     if len(images) == 0:
         raise ValueError("no images to explain: images has length 0")
     parts = []

@@ -30,6 +30,7 @@ from torch import nn
 
 from camfaith.cams import cams
 from camfaith.device import evaluating
+from camfaith.parameters import check_positive_integers
 from camfaith.plots import METHOD_COLOURS, METHOD_LABELS
 from camfaith.theory import identity_residuals
 
@@ -178,8 +179,7 @@ def cascade_maps(
     and HiResCAM from one pass. The same ``generator`` seed gives the same randomised networks
     whatever the images, so a few images can be shown from the networks a larger test scored.
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_positive_integers(batch_size=batch_size)
     if len(images) == 0:
         raise ValueError("no images to explain: images has length 0")
     layer_name = module_name(model, target_layer)
