@@ -2,9 +2,9 @@
 
 A metric's definition leaves choices open that a paper fixes once: AOPC the removal (noise, a constant,
 a blur, ROAD's imputation), the tracked score (the probability or the logit), the heatmap size and the
-order of tied cells; Max-Sensitivity the normalisation
-and the radius; HAAS the scaling of the map; every metric the post-processing of the map (the
-library's ReLU and min-max scaling, or the raw signed map) and its upsampling (bilinear or nearest).
+order of tied cells; Max-Sensitivity the normalisation and the radius; HAAS the scaling of the map; every
+metric the post-processing of the map (the library's ReLU and min-max scaling, or the raw signed map) and
+its upsampling (bilinear or nearest).
 Each function here scores the two CAMs under the whole grid of a metric's choices, on the same images
 and draws, and returns one row per specification and image. :func:`specifications` turns those rows
 into the effect (HiResCAM minus Grad-CAM) of every specification with the report's interval and test,
