@@ -2,7 +2,7 @@
 
 For each input size and heatmap size of the grid the network is built for that input size (the
 run's architecture, surgery and ``small_input``), and
-:func:`~camfaith.metrics.incremental.incremental_plan` says which path ``aopc(..., incremental="auto")``
+:func:`~camfaith.incremental.incremental_plan` says which path ``aopc(..., incremental="auto")``
 takes and what speed-up it estimates. The measured speed-up comes from short measurements on a few
 random images rather than whole AOPC calls (a full-forward 14x14 AOPC of VGG19 at 224 px takes
 minutes per image on one CPU thread):
@@ -10,7 +10,7 @@ minutes per image on one CPU thread):
 - the full-forward path costs ``L`` forward passes per image (one per removal step): one forward
   pass of a chunk of images is timed, per image;
 - the incremental path costs one seeding pass plus ``L`` steps per image: it is timed over one step
-  and over ``steps`` steps (:func:`~camfaith.metrics.incremental.incremental_logits` along a random
+  and over ``steps`` steps (:func:`~camfaith.incremental.incremental_logits` along a random
   removal order); their difference gives the cost of a step, the first minus a step the seeding.
 
 The measured speed-up is ``L * forward / (seeding + L * step)``, for the ``L`` perturbed images of one
@@ -26,8 +26,7 @@ from harness import random_images, timed
 from settings import NUM_CLASSES
 
 import camfaith
-from camfaith.metrics import incremental_plan
-from camfaith.metrics.incremental import incremental_logits, schedule_for
+from camfaith.incremental import incremental_logits, incremental_plan, schedule_for
 
 PATH_NAMES = {True: "incremental", False: "full forward"}
 

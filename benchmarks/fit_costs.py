@@ -2,9 +2,9 @@
 
 Reads every speed-up measured on one CPU in ``benchmarks/results/latest-cpu*.json`` (the crossover cells
 and the AOPC rows of the incremental path, against the full forward bound), recomputes the estimate of
-:func:`camfaith.metrics.incremental_plan` for each, and prints the root mean square of the log ratio and
+:func:`camfaith.incremental.incremental_plan` for each, and prints the root mean square of the log ratio and
 the cells where "auto" forgoes a measured gain or takes a loss. ``--search`` tries a grid of the cost
-constants and prints the best; the constants in ``camfaith/metrics/incremental.py`` came from it.
+constants and prints the best; the constants in ``camfaith/incremental/inference.py`` came from it.
 
     python benchmarks/fit_costs.py [--search]
 """
@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 import camfaith
-from camfaith.metrics import incremental
-from camfaith.metrics.windows import place_windows, value_shapes, walk_model
+from camfaith.incremental import inference as incremental
+from camfaith.incremental.windows import place_windows, value_shapes, walk_model
 
 RESULTS = Path(__file__).parent / "results"
 CONSTANTS = ("NODE_OVERHEAD", "ELEMENTWISE_OVERHEAD", "SMALL_WINDOW", "MOVE_COST", "FULL_MOVE_COST")

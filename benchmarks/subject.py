@@ -16,7 +16,8 @@ from harness import Bound
 from torch import nn
 
 from camfaith.cams import explain
-from camfaith.metrics import aopc, haas, incremental_plan, max_sensitivity
+from camfaith.incremental import incremental_plan
+from camfaith.metrics import aopc, haas, max_sensitivity
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def ours_aopc(subject: Subject, regions: int, chunk: int, seed: int, targets: to
 
 def auto_path(subject: Subject, regions: int, chunk: int) -> tuple[str, float]:
     """The path ``aopc(..., incremental="auto")`` takes on this subject at ``regions``, and the speed-up that
-    :func:`~camfaith.metrics.incremental.incremental_plan` estimates for the incremental one."""
+    :func:`~camfaith.incremental.incremental_plan` estimates for the incremental one."""
     images = subject.images
     plan = incremental_plan(subject.model, tuple(images.shape[-2:]), regions, images.shape[1],
                             batch=min(len(images), chunk), device=images.device)

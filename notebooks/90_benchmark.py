@@ -40,10 +40,10 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from myst_nb import glue
+from IPython.display import display
 
 import camfaith
-from camfaith.metrics.incremental import AUTO_MIN_SPEEDUP
+from camfaith.incremental import AUTO_MIN_SPEEDUP
 from camfaith.plots import format_table
 
 ROOT = Path(camfaith.__file__).resolve().parents[2]
@@ -80,8 +80,7 @@ print(f"{machine['device_name']} ({machine['device']}), {machine['cores']} cores
 rows = pd.DataFrame([row for arch in report["archs"] for row in arch["rows"]])
 table = rows[["arch", "metric", "setting", "implementation", "path", "passes per image", "ms per image",
               "efficiency", "camfaith faster by", "agreement"]]
-glue("bench_table", format_table(table, 2, {"ms per image": "{:.1f}", "efficiency": "{:.2f}",
-                                           "camfaith faster by": "{:.2f}"}))
+format_table(table, 2, {"ms per image": "{:.1f}", "efficiency": "{:.2f}", "camfaith faster by": "{:.2f}"})
 
 # %% [markdown]
 # The key ratios, over every network benchmarked (the worst case is quoted; for AOPC, its full-forward path):
@@ -101,8 +100,6 @@ ratios = {
     "bench_anchor_speedup": others.loc[~others["implementation"].str.startswith("per-image"),
                                        "camfaith faster by"].min(),
 }
-for key, value in ratios.items():
-    glue(key, float(value), display=False)
 format_table(pd.Series(ratios).to_frame("value"), 2)
 
 # %% [markdown]
@@ -112,7 +109,7 @@ format_table(pd.Series(ratios).to_frame("value"), 2)
 # pass stops at the target layer. pytorch-grad-cam runs a full backward pass per method.
 
 # %% tags=["hide-input"]
-glue("bench_cams", format_table(cams, 3))
+format_table(cams, 3)
 
 # %% [markdown]
 # ## Memory
@@ -127,9 +124,6 @@ memory = pd.DataFrame([{"metric": name, "MiB per image in a chunk": value["per_i
                         "GiB at default chunk": value["estimated_bytes_at_default_chunk"] / 2**30,
                         "largest chunk for 16 GB": value["largest_chunk_for_16gb"]}
                        for name, value in estimate.items() if isinstance(value, dict)])
-if len(memory):
-    glue("bench_vgg19_largest_chunk", int(memory.loc[memory["metric"] == "aopc", "largest chunk for 16 GB"].iloc[0]),
-         display=False)
 format_table(memory, 2)
 
 # %% [markdown]
@@ -176,13 +170,9 @@ paths = pd.concat([pd.DataFrame(aopc_paths(arch)).assign(input=f"{r['config']['i
                                                                 f"{r['machine']['device']}")
                    for r in measured for arch in r["archs"]], ignore_index=True)
 paths = paths[["input", *paths.columns.drop("input")]]
-for size, part in paths[paths["input"].str.endswith("cpu")].groupby(paths["input"].str.split().str[0]):
-    glue(f"bench_inc_vs_bound_{size}_low", float(part["incremental vs bound"].min()), display=False)
-    glue(f"bench_inc_vs_bound_{size}_high", float(part["incremental vs bound"].max()), display=False)
-    glue(f"bench_inc_vs_quantus_{size}", float(part["incremental vs Quantus"].min()), display=False)
 milliseconds = ["incremental ms", "full forward ms", "Quantus ms"]
 paths[milliseconds] = paths[milliseconds].astype(float).round().astype("Int64")  # whole milliseconds
-glue("bench_paths_table", format_table(paths, 2))
+format_table(paths, 2)
 
 # %% [markdown]
 # The incremental path holds every activation of its images up to its cut, where the full path holds
@@ -192,7 +182,7 @@ glue("bench_paths_table", format_table(paths, 2))
 # %% tags=["hide-input"]
 memory_224 = pd.DataFrame([{"arch": a["arch"], "metric": name, "chunk": value["chunk"], "MiB": value["bytes"] / 2**20}
                            for a in report_224["archs"] for name, value in a.get("memory", {}).items()])
-glue("bench_memory_224", format_table(memory_224, 1))
+format_table(memory_224, 1)
 
 # %% [markdown]
 # ## Where incremental AOPC pays off
@@ -212,9 +202,7 @@ cross_cols = ["device", "arch", "input_size", "regions", "auto", "estimated_spee
 crossover = crossover[[c for c in cross_cols if c in crossover]]
 agrees = (crossover["auto"] == crossover["faster_measured"]) | (
     (crossover["auto"] == "full forward") & (crossover["measured_speedup"] < AUTO_MIN_SPEEDUP))
-glue("bench_crossover_cells", len(crossover), display=False)
-glue("bench_crossover_agree", int(agrees.sum()), display=False)
-glue("bench_crossover_table", format_table(crossover, 2))
+display(format_table(crossover, 2))
 print(f"AUTO_MIN_SPEEDUP = {AUTO_MIN_SPEEDUP}; auto's choice matches the measured faster path (or forgoes a "
       f"smaller gain) in {agrees.sum()} of {len(crossover)} cells")
 
@@ -237,14 +225,8 @@ hours = totals(cpu_runs).rename(columns={"hours": "this CPU, one thread (h)"})
 gpu_name = report_gpu["machine"]["device_name"] if report_gpu else None
 hours["one GPU (h)"] = totals(project(report_gpu, thesis))["hours"] if report_gpu else "not measured yet"
 missing = sorted(set(cpu_runs.loc[cpu_runs["seconds"].isna(), "arch"]))
-glue("bench_thesis_table", format_table(hours, 1))
-glue("bench_thesis_cpu_days_full", float(hours.iloc[:, 0]["all, full forward AOPC"] / 24), display=False)
-glue("bench_thesis_cpu_days_incremental", float(hours.iloc[:, 0]["all, incremental AOPC"] / 24), display=False)
-glue("bench_thesis_aopc_saving", float(hours.iloc[:, 0]["AOPC, full forward"] / hours.iloc[:, 0]["AOPC, incremental"]),
-     display=False)
-glue("bench_224_load", float(report_224["load_average"]["start"]), display=False)
+display(format_table(hours, 1))
 gpu_status = f"measured on {gpu_name}" if report_gpu else f"not measured yet (no {gpu_results_file})"
-glue("bench_thesis_gpu_status", gpu_status, display=False)
 print(f"GPU projection: {gpu_status}." + (f" Networks not benchmarked at 224 px: {', '.join(missing)}." if missing
                                            else ""))
 
@@ -254,4 +236,4 @@ print(f"GPU projection: {gpu_status}." + (f" Networks not benchmarked at 224 px:
 # %% tags=["hide-input"]
 per_run = (cpu_runs.assign(hours=cpu_runs["seconds"] / 3600).groupby(["dataset", "arch", "chapter"], sort=False)
            ["hours"].sum(min_count=1).unstack("chapter")[list(CHAPTERS)])
-glue("bench_thesis_runs", format_table(per_run, 1))
+format_table(per_run, 1)

@@ -28,7 +28,7 @@ import run  # noqa: E402
 import targets  # noqa: E402
 
 from camfaith import build_model  # noqa: E402
-from camfaith.metrics.incremental import AUTO_MIN_SPEEDUP, IncrementalPlan, incremental_plan  # noqa: E402
+from camfaith.incremental import AUTO_MIN_SPEEDUP, IncrementalPlan, incremental_plan  # noqa: E402
 
 
 def load(name: str) -> dict:

@@ -9,21 +9,19 @@ import pytest
 import torch
 from torch import nn
 
-from camfaith.metrics import (
+from camfaith.incremental import (
     AUTO_DEVICES,
     AUTO_MIN_SPEEDUP,
     IncrementalFallbackWarning,
-    aopc,
-    aopc_methods,
-    cell_partition,
     incremental_logits,
     incremental_plan,
 )
-from camfaith.metrics.windows import Axis, changed_range, walk_model
+from camfaith.incremental.windows import Axis, changed_range, walk_model
+from camfaith.metrics import aopc, aopc_methods, cell_partition
 from camfaith.models import build_model
 
 aopc_module = importlib.import_module("camfaith.metrics.aopc")  # the module, not the function it exports
-incremental_module = importlib.import_module("camfaith.metrics.incremental")
+incremental_module = importlib.import_module("camfaith.incremental.inference")
 
 
 def seeded(seed: int) -> torch.Generator:

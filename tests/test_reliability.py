@@ -29,7 +29,7 @@ from camfaith.scoring import aopc_scores
 from test_endpoints import AnyRemovalDestroys, QuadrantScore, quadrant_images
 
 # the analytic networks are neither CamNets nor Sequentials: AOPC runs full forward passes, as intended
-pytestmark = pytest.mark.filterwarnings("ignore::camfaith.metrics.IncrementalFallbackWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::camfaith.incremental.IncrementalFallbackWarning")
 
 
 def test_consistency_scores_equal_metaquantus_on_the_same_arrays():

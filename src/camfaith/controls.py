@@ -39,6 +39,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from camfaith.seeds import draw
+
 __all__ = [
     "centre_prior",
     "control_explainers",
@@ -66,8 +68,7 @@ def random_maps(
     The draws are made on the generator's device (the CPU or ``device``) and moved to ``device``, so
     a CPU generator gives the same maps on every device; ``None`` uses the global RNG of ``device``.
     """
-    draw_device = generator.device if generator is not None else torch.device(device)
-    return torch.rand((n, height, width), generator=generator, device=draw_device).to(device)
+    return draw((n, height, width), generator, device)
 
 
 def centre_prior(

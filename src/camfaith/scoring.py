@@ -19,6 +19,7 @@ from camfaith.metrics import (
     energy_pointing_game,
     haas,
     haas_ratio,
+    map_norms,
     max_sensitivity,
     relevance_mass,
     relevance_rank,
@@ -94,8 +95,7 @@ def sensitivity_scores(explainers: dict[str, Callable], images: torch.Tensor, id
     """
     rows = []
     for method, explain in explainers.items():
-        clean_norm = torch.linalg.vector_norm(explain(images, targets).flatten(1).double(), dim=1)
-        clean_norm = torch.where(clean_norm == 0, torch.ones_like(clean_norm), clean_norm).cpu()
+        clean_norm = map_norms(explain(images, targets), torch.float64).cpu()
         for noise_seed in range(seed, seed + noise_seeds):
             for radius, n_samples in zip(radii, samples):
                 result = max_sensitivity(explain, images, radius, n_samples, targets,

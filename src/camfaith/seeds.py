@@ -26,6 +26,17 @@ def stream_seed(seed: int, stream: str) -> int:
     return int(sequence.generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
+def draw(shape, generator: torch.Generator | None, device: torch.device | str, dtype: torch.dtype = torch.float32,
+         normal: bool = False) -> torch.Tensor:
+    """Uniform draws in [0, 1) (standard normal ones with ``normal=True``) from ``generator``, made on the
+    generator's device (the CPU or ``device``) and returned on ``device``: a CPU generator gives the same
+    numbers on every device. ``None`` uses the global RNG of ``device``."""
+    device = torch.device(device)
+    sample = torch.randn if normal else torch.rand
+    return sample(shape, generator=generator, device=generator.device if generator is not None else device,
+                  dtype=dtype).to(device)
+
+
 def stream_generator(seed: int, stream: str) -> torch.Generator:
     """A CPU generator seeded with :func:`stream_seed` (CPU draws are the same on every device)."""
     return torch.Generator().manual_seed(stream_seed(seed, stream))

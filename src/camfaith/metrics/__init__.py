@@ -12,8 +12,8 @@ Score directions, also stored as the function attribute ``higher_is_better``:
   ``order="lerf"`` (:data:`HIGHER_IS_BETTER`); :func:`aopc_methods` scores many maps with the same
   draws. :func:`area_between_curves` (MoRF minus LeRF AOPC, Tomsett et al. 2020): higher is better.
   The perturbed scores come from full forward passes or, when estimated faster, from incremental
-  inference that recomputes only the windows one removed cell reaches (``incremental``;
-  :mod:`~camfaith.metrics.incremental`, :func:`incremental_plan` says which path and why).
+  inference that recomputes only the windows one removed cell reaches (``incremental``; the engine is
+  :mod:`camfaith.incremental`, whose :func:`~camfaith.incremental.incremental_plan` says which path and why).
 - :func:`max_sensitivity` (Yeh et al. 2019, eq. 8 of Lamprou 2023;
   :mod:`~camfaith.metrics.max_sensitivity`): lower is better.
 - :func:`haas` (Lee et al. 2022, eq. 9-10 of Lamprou 2023; :mod:`~camfaith.metrics.haas`): higher
@@ -46,16 +46,8 @@ from camfaith.metrics.aopc import (
 from camfaith.metrics.cells import ZeroShares, cell_partition, pool_regions, zero_shares
 from camfaith.metrics.feature_deletion import FeatureDeletionResult, deletion_ranks, feature_deletion, feature_occlusion
 from camfaith.metrics.haas import ATTRIBUTION_SCALINGS, HAASResult, ha_attribution, ha_images, haas, haas_ratio
-from camfaith.metrics.incremental import (
-    AUTO_DEVICES,
-    AUTO_MIN_SPEEDUP,
-    IncrementalFallbackWarning,
-    IncrementalPlan,
-    incremental_logits,
-    incremental_plan,
-)
 from camfaith.metrics.localisation import energy_pointing_game, relevance_mass, relevance_rank
-from camfaith.metrics.max_sensitivity import MaxSensitivityResult, max_sensitivity
+from camfaith.metrics.max_sensitivity import MaxSensitivityResult, map_norms, max_sensitivity
 from camfaith.metrics.road import ROAD_NOISE, road_impute
 
 __all__ = [
@@ -64,8 +56,6 @@ __all__ = [
     "feature_deletion",
     "feature_occlusion",
     "ATTRIBUTION_SCALINGS",
-    "AUTO_DEVICES",
-    "AUTO_MIN_SPEEDUP",
     "HIGHER_IS_BETTER",
     "ORDERS",
     "PERTURBATIONS",
@@ -74,8 +64,6 @@ __all__ = [
     "TIE_BREAKS",
     "AOPCResult",
     "HAASResult",
-    "IncrementalFallbackWarning",
-    "IncrementalPlan",
     "MaxSensitivityResult",
     "ZeroShares",
     "aopc",
@@ -88,8 +76,7 @@ __all__ = [
     "ha_images",
     "haas",
     "haas_ratio",
-    "incremental_logits",
-    "incremental_plan",
+    "map_norms",
     "max_sensitivity",
     "pool_regions",
     "relevance_mass",

@@ -43,10 +43,10 @@ Variants (the defaults give the metric above):
 the same images with one clean forward pass and the same draws, so that their scores are paired.
 
 Two paths compute the same ``f(x_k)`` (``incremental``): full forward passes of the ``N * L``
-perturbed images (``False``), or incremental inference (``True``; :mod:`camfaith.metrics.incremental`),
+perturbed images (``False``), or incremental inference (``True``; :mod:`camfaith.incremental`),
 which keeps the activations of ``x_{k-1}`` and recomputes only the windows that the one changed cell
 reaches; ``True`` raises a ``ValueError`` for a model or perturbation it cannot handle. By default
-(``"auto"``) the one estimated faster is taken (:func:`~camfaith.metrics.incremental.incremental_plan`),
+(``"auto"``) the one estimated faster is taken (:func:`~camfaith.incremental.incremental_plan`),
 and full passes, with one warning, where the incremental path is impossible. The results agree up
 to float rounding, and the draws are the same on both.
 """
@@ -63,6 +63,7 @@ import torchvision.transforms.functional as TF
 from torch import nn
 
 from camfaith.device import evaluating, model_device
+from camfaith.incremental.inference import incremental_logits, schedule_for
 from camfaith.metrics.cells import cell_partition, pool_regions
 from camfaith.metrics.checks import (
     check_generator,
@@ -70,14 +71,13 @@ from camfaith.metrics.checks import (
     check_maps,
     check_targets,
     chunk_bounds,
-    draw_uniform,
     model_logits,
     resize_maps,
     softmax_probabilities,
 )
-from camfaith.metrics.incremental import incremental_logits, schedule_for
-from camfaith.metrics.road import road_impute, road_noise
+from camfaith.metrics.road import is_road, road_impute, road_noise
 from camfaith.parameters import check_choice, check_positive_integers
+from camfaith.seeds import draw
 
 __all__ = [
     "HIGHER_IS_BETTER",
@@ -153,11 +153,11 @@ def _removal_fill(images: torch.Tensor, perturbation, generator) -> torch.Tensor
             raise ValueError(
                 f"unknown perturbation {perturbation!r}; use one of {PERTURBATIONS} or a float constant"
             )
-        if perturbation == "road":
+        if is_road(perturbation):
             return road_noise(images, generator)
         if perturbation == "blur":
             return _blurred(images)
-        draws = draw_uniform(images.shape, generator, images.device, images.dtype)
+        draws = draw(images.shape, generator, images.device, images.dtype)
         if perturbation == "uniform":
             return 2 * draws - 1
         low = images.amin(dim=(1, 2, 3), keepdim=True)
@@ -285,11 +285,12 @@ def _prepare(
     tie_keys = None
     if tie_break == "random":
         keys_from = tie_generator if tie_generator is not None else generator
-        tie_keys = draw_uniform((n_images, regions * regions), keys_from, device, torch.float32)
+        tie_keys = draw((n_images, regions * regions), keys_from, device)
     schedule = schedule_for(model, images, regions, perturbation, incremental, min(n_images, chunk_size))
     clean, targets = _clean_scores(model, images, targets, chunk_size, scores)
-    road = isinstance(perturbation, str) and perturbation == "road"
-    return _Prepared(images, cells, regions, fill, road, tie_keys, targets, clean, chunk_size, schedule), checked
+    prepared = _Prepared(images, cells, regions, fill, is_road(perturbation), tie_keys, targets, clean, chunk_size,
+                         schedule)
+    return prepared, checked
 
 
 def _occlusion(model: nn.Module, prepared: _Prepared) -> torch.Tensor:

@@ -22,7 +22,6 @@ __all__ = [
     "check_maps",
     "check_targets",
     "chunk_bounds",
-    "draw_uniform",
     "model_logits",
     "resize_maps",
     "softmax_probabilities",
@@ -101,12 +100,6 @@ def check_in_range(tensor: torch.Tensor, what: str, fix: str, tolerance: float =
         raise ValueError(
             f"{what} must lie in [-1, 1], got values in [{float(low):.4g}, {float(high):.4g}]; {fix}"
         )
-
-
-def draw_uniform(shape, generator, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """Uniform draws in [0, 1); made on the generator's device, returned on ``device``."""
-    draw_device = generator.device if generator is not None else device
-    return torch.rand(shape, generator=generator, device=draw_device, dtype=dtype).to(device)
 
 
 def resize_maps(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

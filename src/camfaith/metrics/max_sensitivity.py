@@ -28,10 +28,11 @@ from typing import NamedTuple
 
 import torch
 
-from camfaith.metrics.checks import check_generator, check_images, check_targets, chunk_bounds, draw_uniform
+from camfaith.metrics.checks import check_generator, check_images, check_targets, chunk_bounds
 from camfaith.parameters import check_positive_integers
+from camfaith.seeds import draw
 
-__all__ = ["MaxSensitivityResult", "max_sensitivity"]
+__all__ = ["MaxSensitivityResult", "map_norms", "max_sensitivity"]
 
 
 class MaxSensitivityResult(NamedTuple):
@@ -128,10 +129,16 @@ def _perturbed_chunk(
     return perturbed, image_index
 
 
+def map_norms(maps: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The divisor of normalised Max-Sensitivity (Yeh et al. 2019): the Frobenius norm of each clean map, in
+    ``dtype``, and 1 for an all-zero map."""
+    norms = torch.linalg.vector_norm(maps.flatten(1).to(dtype), dim=1)
+    return torch.where(norms == 0, torch.ones_like(norms), norms)
+
+
 def _normalized(distances: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
-    """Distances divided by the Frobenius norm of the clean map (an all-zero map divides by 1)."""
-    clean_norm = torch.linalg.vector_norm(clean.flatten(1).to(distances.dtype), dim=1)
-    return distances / torch.where(clean_norm == 0, torch.ones_like(clean_norm), clean_norm)[:, None]
+    """Distances divided by the norm of the clean map (:func:`map_norms`)."""
+    return distances / map_norms(clean, distances.dtype)[:, None]
 
 
 def max_sensitivity(
@@ -181,7 +188,7 @@ def max_sensitivity(
     targets, clip = _check_parameters(explain, images, radius, n_samples, targets, chunk_size, generator, clip)
 
     clean = _explanations(explain, images, targets)
-    noise = _BlockStream(lambda: radius * (2 * draw_uniform(images.shape, generator, device, images.dtype) - 1))
+    noise = _BlockStream(lambda: radius * (2 * draw(images.shape, generator, device, images.dtype) - 1))
     n_pairs = n_samples * n_images
     dtype = clean.dtype if clean.is_floating_point() else torch.float32
     distances = torch.empty(n_pairs, device=device, dtype=dtype)

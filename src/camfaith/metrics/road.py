@@ -30,7 +30,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ROAD_NOISE", "road_impute", "road_noise"]
+from camfaith.seeds import draw
+
+__all__ = ["ROAD_NOISE", "is_road", "road_impute", "road_noise"]
 
 ROAD_NOISE = 0.01
 """Standard deviation of the noise added to imputed pixels, the default of Rong et al. (2022)."""
@@ -123,9 +125,12 @@ def _conjugate_gradient(
     raise RuntimeError(f"the ROAD imputation did not converge in {max_iterations} iterations; raise max_iterations")
 
 
+def is_road(perturbation) -> bool:
+    """Whether an AOPC removal is ROAD (a removal is a name or a constant fill value)."""
+    return isinstance(perturbation, str) and perturbation == "road"
+
+
 def road_noise(images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """``ROAD_NOISE`` times standard normal draws of the shape of ``images``, made on the generator's
     device (the CPU or the images' one) and returned on the images' device."""
-    draw_device = generator.device if generator is not None else images.device
-    draws = torch.randn(images.shape, generator=generator, device=draw_device, dtype=images.dtype)
-    return ROAD_NOISE * draws.to(images.device)
+    return ROAD_NOISE * draw(images.shape, generator, images.device, images.dtype, normal=True)

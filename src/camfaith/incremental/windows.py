@@ -1,5 +1,5 @@
 """The layer graph of a CNN and the window arithmetic of incremental inference (used by
-:mod:`camfaith.metrics.incremental`).
+:mod:`camfaith.incremental.inference`).
 
 Incremental inference (Nakandala, Kumar and Papakonstantinou 2019, "Incremental and Approximate
 Inference for Faster Occlusion-based Deep CNN Explanations") keeps every activation of the

@@ -5,14 +5,14 @@ Step ``k`` of AOPC (eq. 6 of Lamprou 2023) changes ``x_{k-1}`` in exactly one ce
 activation of ``x_{k-1}`` and recomputes, layer by layer, only the window that depends on the
 changed cell (incremental view maintenance for CNN inference, after Nakandala, Kumar and
 Papakonstantinou 2019). The window of a layer is the changed rectangle of its input grown by the
-layer's receptive field (:func:`~camfaith.metrics.windows.changed_range`); its input is read with
+layer's receptive field (:func:`~camfaith.incremental.windows.changed_range`); its input is read with
 the layer's halo (zero, or ``-inf`` for max-pooling, where it falls outside the map), the layer runs
 without padding, and the result is written into the cached activation. The answer is the full
 forward's up to float rounding: every recomputed value reads the same inputs as in the full pass.
 (On a GPU, PyTorch's default TF32 convolutions round both paths more coarsely, and differently.)
 
 Windows grow with depth; once they cover most of a map, recomputing them saves little. The
-network is cut between two of its units (:class:`~camfaith.metrics.windows.Unit`: a layer with its
+network is cut between two of its units (:class:`~camfaith.incremental.windows.Unit`: a layer with its
 BatchNorm and ReLU, or a residual block) where the estimated cost is least: the units before the
 cut run in windows, those after it and the head run as an ordinary forward on the cached
 activation, for ``chunk_size // N`` steps at once so that its batches are as large as the full
@@ -37,9 +37,7 @@ import torch
 from torch import nn
 
 from camfaith.device import evaluating, model_device
-from camfaith.metrics.cells import cell_partition
-from camfaith.metrics.checks import chunk_bounds, model_logits
-from camfaith.metrics.windows import (
+from camfaith.incremental.windows import (
     Node,
     Unsupported,
     Window,
@@ -51,6 +49,9 @@ from camfaith.metrics.windows import (
     walk_model,
     windowed_op,
 )
+from camfaith.metrics.cells import cell_partition
+from camfaith.metrics.checks import chunk_bounds, model_logits
+from camfaith.metrics.road import is_road
 
 __all__ = ["AUTO_DEVICES", "AUTO_MIN_SPEEDUP", "CACHE_BYTES", "IncrementalFallbackWarning", "IncrementalPlan",
            "Unsupported", "incremental_logits", "incremental_plan", "schedule_for"]
@@ -225,7 +226,7 @@ def incremental_plan(
         raise ValueError(f"input_size must be a positive int or a pair (height, width), got {input_size!r}")
     if isinstance(regions, bool) or not isinstance(regions, int) or not 1 <= regions <= min(size):
         raise ValueError(f"regions must be an integer in 1..{min(size)}, got {regions!r}")
-    if isinstance(perturbation, str) and perturbation == "road":
+    if is_road(perturbation):
         return _unsupported("perturbation='road' re-imputes earlier pixels at every step")
     try:
         device = torch.device(device) if device is not None else model_device(model)
@@ -243,7 +244,7 @@ def schedule_for(model: nn.Module, images: torch.Tensor, regions: int, perturbat
     """
     if not (incremental is True or incremental is False or (isinstance(incremental, str) and incremental == "auto")):
         raise ValueError(f"incremental must be True, False or 'auto', got {incremental!r}")
-    road = isinstance(perturbation, str) and perturbation == "road"
+    road = is_road(perturbation)
     if incremental is False:
         return None
     if incremental == "auto" and (road or images.device.type not in AUTO_DEVICES):  # documented: no note
