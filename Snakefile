@@ -107,7 +107,19 @@ def check_data():
                  + "\n\n".join(messages))
 
 
+def check_settings():
+    """Every key of the configuration and of each run (defaults merged in) against camfaith.configuration's schema."""
+    from camfaith.configuration import check_configuration
+
+    sections = ["train", *(METRIC_PARAMETERS[topic] for topic in TOPICS if topic in METRIC_PARAMETERS)]
+    try:
+        check_configuration(config, RUNS, sections)
+    except ValueError as error:
+        sys.exit(str(error))
+
+
 if workflow.is_main_process:  # once, not again in every job a cluster executor starts
+    check_settings()
     check_data()
 
 
@@ -186,7 +198,7 @@ rule summary:
         notebook=ROOT / "notebooks/07_summary.py",
         chapters=expand(f"{NB}/results/{{run}}_{{topic}}.ipynb", run=RUNS, topic=TOPICS),
     output: f"{NB}/summary.ipynb"
-    params: cli({"results_dir": OUT, "runs": ",".join(RUNS), "configuration": NAME, **config.get("summary", {})})
+    params: cli({"results_dir": OUT, "runs": list(RUNS), "configuration": NAME, **config.get("summary", {})})
     threads: RESOURCES["summary"]["threads"]
     resources: **scheduled("summary")
     shell: "python -m camfaith.pipeline run {input.notebook} {output} {params}"

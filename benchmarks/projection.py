@@ -34,6 +34,7 @@ import pandas as pd
 
 from camfaith.cams import METHODS
 from camfaith.endpoints import CAMS, POSITIVE, REFERENCES
+from camfaith.parameters import parse_list
 
 # Table 2 of Lamprou (2023): each data set as pools of images, each with its share in the training, validation
 # and test splits. The counts are those of the releases (section 4.1 of the study; the Covid-19 Radiography
@@ -118,15 +119,15 @@ def run_seconds(run: dict, costs: Costs) -> dict[str, float]:
     train, aopc, sens, haas = run["train"], run["aopc"], run["max_sensitivity"], run["haas"]
     seconds = {"training": train["epochs"] * (sizes["train"] * costs.forward_backward + sizes["val"] * costs.forward)
                + sizes["test"] * costs.forward}
-    regions = [int(r) for r in str(aopc["regions"]).split(",")]
+    regions = parse_list(aopc["regions"], int)
     for path in ("full forward", "incremental"):
         per_image = aopc["noise_seeds"] * sum(MAPS * costs.aopc(r, path) + r * r * costs.forward for r in regions)
         per_image += AOPC_SIDE_SCORINGS * costs.aopc(min(regions), path) + costs.explanation
         seconds[f"AOPC, {path}"] = min(aopc["n_images"], sizes["test"]) * per_image
-    samples = [int(s) for s in str(sens["samples"]).split(",")]
+    samples = parse_list(sens["samples"], int)
     explanations = MODEL_EXPLAINERS * (sens["noise_seeds"] * sum(s + 1 for s in samples) + 1)
     seconds["Max-Sensitivity"] = min(sens["n_images"], sizes["test"]) * explanations * costs.explanation
-    scalings = str(haas["scalings"]).split(",")
+    scalings = parse_list(haas["scalings"], str)
     calls = sum(len(METHODS) if scaling == "signed" else MAPS for scaling in scalings)
     seconds["HAAS"] = min(haas["n_images"], sizes["test"]) * (costs.haas + ((calls - 1) * 2 + HAAS_OCCLUSION_CELLS)
                                                               * costs.forward)

@@ -30,7 +30,7 @@
 # that papermill injects.
 
 # %% tags=["parameters"]
-archs = "resnet18,vgg11"  # comma-separated architectures of camfaith.build_model
+archs = ["resnet18", "vgg11"]  # architectures of camfaith.build_model
 input_size = 64  # pixels; small_input keeps the target map at least 7x7
 n_images = 4  # random images per setting
 seed = 0

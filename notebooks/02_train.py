@@ -35,7 +35,7 @@ small_input = True  # remove early downsampling so the target map stays at least
 stages = 3  # convolutional stages kept (ResNet layer1-4, VGG blocks 1-5); 0 keeps all
 variant = "intact"  # intact, or thesis for the stripping of section 4.2 of the original study
 weights = ""  # torchvision weights name such as IMAGENET1K_V1; empty for random initialisation
-dataset_options = ""  # extra loader options, see camfaith.parameters.parse_options
+dataset_options = {}  # extra loader options, e.g. {"variant": "colour"}; see camfaith.parameters.parse_options
 data_root = ""  # empty: read $CAMFAITH_DATA, default ./data
 run_dir = "results/scratch/synthetic_vgg11"  # the run folder: settings, checkpoints, reports, scores
 device = "auto"  # auto, cpu or cuda
@@ -51,7 +51,7 @@ scheduler_gamma = 0.5
 patience = 3  # 0 for no early stopping
 trainable_layers = "all"  # as in Table 3 (layer3,layer4 or features.19-34), none, or all
 progress = True  # progress bars; the pipeline turns them off for the book
-normal_classes = ""  # comma-separated classes not monitored for early stopping, Normal for Covid-19
+normal_classes = []  # classes not monitored for early stopping, ["Normal"] for Covid-19
 precision = "float32"  # float32, or bfloat16 (CUDA autocast) for the forward passes of training
 channels_last = False  # the channels_last memory format (faster convolutions on a GPU)
 
@@ -113,8 +113,6 @@ report = classification_report(probabilities, labels, splits.classes)
 run.save_report(report)
 scores = pd.Series({key: report[key] for key in
                     ("balanced_accuracy", "precision_weighted", "recall_weighted", "f1_weighted", "mean_auc")})
-glue("train_balanced_accuracy", float(report["balanced_accuracy"]), display=False)
-glue("train_mean_auc", float(report["mean_auc"]), display=False)
 format_table(scores.to_frame("test"), 3)
 
 # %% tags=["hide-input"]

@@ -37,7 +37,7 @@
 run_dir = "results/scratch/synthetic_vgg11"  # a run folder written by the training chapter
 device = "auto"  # auto, cpu or cuda
 n_images = 32  # test images explained
-regions = "4,8"  # heatmap sizes (cells per side); the original study used 4,8,11,14 at 224 px
+regions = [4, 8]  # heatmap sizes (cells per side); the original study used 4, 8, 11, 14 at 224 px
 perturbation = "uniform"  # uniform noise in [-1, 1], image_range, road, blur, or a constant such as 0.0
 chunk_size = 64  # perturbed images per forward pass (bounds the memory)
 noise_seeds = 1  # repeats of the removal noise with seeds run seed, run seed + 1, ...
@@ -47,6 +47,7 @@ channels_last = False  # the channels_last memory format (faster convolutions on
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import display
 from myst_nb import glue
 
 from camfaith.cams import METHODS, explain
@@ -91,7 +92,7 @@ answers = run.answers(per_image, "aopc")
 glue("aopc_answers", text_table(answer_table(answers)), display=False)
 map_order = ordered(per_image["method"].unique())
 means = per_image.groupby(["regions", "method"])["aopc"].mean().unstack()[map_order]
-glue("aopc_means", format_table(means.rename(columns=METHOD_LABELS)))
+format_table(means.rename(columns=METHOD_LABELS))
 
 # %% [markdown]
 # ## 1. Is AOPC valid on this run?
@@ -103,7 +104,7 @@ glue("aopc_means", format_table(means.rename(columns=METHOD_LABELS)))
 # than chance too.
 
 # %% tags=["hide-input"]
-glue("aopc_validity", format_table(validity_table(answers).replace(METHOD_LABELS)))
+format_table(validity_table(answers).replace(METHOD_LABELS))
 
 # %% [markdown]
 # ## 2. Is each map informative?
@@ -117,7 +118,7 @@ glue("aopc_validity", format_table(validity_table(answers).replace(METHOD_LABELS
 ties = tie_table(maps, region_list[0])
 degenerate = ties.rename(columns={"method": "map"}).drop(columns="tied cells")
 informative = answers.maps.merge(degenerate, on="map", how="left")
-glue("aopc_maps", format_table(informative.replace(METHOD_LABELS)))
+format_table(informative.replace(METHOD_LABELS))
 
 # %% [markdown]
 # ## 3. HiResCAM against Grad-CAM
@@ -130,11 +131,11 @@ glue("aopc_maps", format_table(informative.replace(METHOD_LABELS)))
 # %% tags=["hide-input"]
 primary = per_image[per_image["tie_break"] == "random"]
 table = method_table(run.compare_methods(primary, "aopc", ["regions"], METRICS["aopc"].higher_is_better))
-glue("aopc_table", format_table(table))
+format_table(table)
 
 # %% tags=["hide-input"]
 if answers.noise is not None:  # the same comparison (averaged over the sizes) for each noise seed
-    glue("aopc_noise_stability", format_table(answers.noise))
+    display(format_table(answers.noise))
 
 # %% tags=["hide-input"]
 shown = [*METHODS, "occlusion", "random", *(f"{m}_inverted" for m in (*METHODS, "occlusion"))]
@@ -173,7 +174,7 @@ verdicts = pd.concat([
     for order, group in removal.groupby("order")], ignore_index=True)
 verdicts = method_table(verdicts)[["removal", "order", "Grad-CAM", "HiResCAM", "mean_difference", "low", "high",
                                    "better"]]
-glue("aopc_removal_table", format_table(verdicts))
+format_table(verdicts)
 
 # %% [markdown]
 # ## Ties and degenerate maps
@@ -186,14 +187,14 @@ glue("aopc_removal_table", format_table(verdicts))
 # verdict at the smallest size under each tie-break.
 
 # %% tags=["hide-input"]
-glue("aopc_ties", format_table(ties.replace(METHOD_LABELS)))
+format_table(ties.replace(METHOD_LABELS))
 
 # %% tags=["hide-input"]
 tie_verdicts = pd.concat([
     method_table(run.compare_methods(frame[frame["regions"] == region_list[0]], "aopc", ["regions"],
                                      higher_is_better=True)).assign(ties=name)
     for name, frame in (("random", primary), ("stable", stable_ties))])
-glue("aopc_tie_verdicts", format_table(tie_verdicts))
+format_table(tie_verdicts)
 
 # %% [markdown]
 # ## Exercise: the inverted map

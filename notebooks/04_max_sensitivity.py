@@ -36,8 +36,8 @@
 run_dir = "results/scratch/synthetic_vgg11"  # a run folder written by the training chapter
 device = "auto"  # auto, cpu or cuda
 n_images = 32  # test images explained
-radii = "0.05,0.1,0.2"  # Table 6 of the original study: 0.05,0.1,0.2,0.3,0.4,0.5
-samples = "5,5,5"  # Monte-Carlo samples per radius; Table 6: 20,20,30,30,40,40
+radii = [0.05, 0.1, 0.2]  # Table 6 of the original study: 0.05, 0.1, 0.2, 0.3, 0.4, 0.5
+samples = [5, 5, 5]  # Monte-Carlo samples per radius; Table 6: 20, 20, 30, 30, 40, 40
 normalize = False  # divide by the norm of the clean map (Yeh et al.)
 chunk_size = 32  # perturbed images explained per pass
 noise_seeds = 1  # repeats of the Monte-Carlo noise with seeds run seed, run seed + 1, ...
@@ -46,6 +46,7 @@ channels_last = False  # the channels_last memory format for the CAM passes (GPU
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import torch
+from IPython.display import display
 from myst_nb import glue
 
 from camfaith.cams import METHODS, explainer
@@ -85,7 +86,7 @@ per_image = sensitivity_scores(explainers, images, ids, targets, radius_list, sa
                                noise_seeds)
 run.save_scores("max_sensitivity", per_image)
 means = per_image.groupby(["normalized", "radius", "method"])["max_sensitivity"].mean().unstack()[list(explainers)]
-glue("sens_means", format_table(means.rename(columns=METHOD_LABELS)))
+format_table(means.rename(columns=METHOD_LABELS))
 
 # %% [markdown]
 # ## 1. Can Max-Sensitivity be validated here? No: it measures robustness
@@ -100,7 +101,7 @@ glue("sens_means", format_table(means.rename(columns=METHOD_LABELS)))
 # %% tags=["hide-input"]
 answers = run.answers(per_image, "max_sensitivity")
 glue("sens_answers", text_table(answer_table(answers)), display=False)
-glue("sens_maps", format_table(answers.maps.replace(METHOD_LABELS)))
+format_table(answers.maps.replace(METHOD_LABELS))
 
 # %% [markdown]
 # ## Which CAM is more robust?
@@ -120,7 +121,7 @@ format_table(table)
 
 # %% tags=["hide-input"]
 if answers.noise is not None:  # the primary comparison for each noise seed
-    glue("sens_noise_stability", format_table(answers.noise))
+    display(format_table(answers.noise))
 
 # %% tags=["hide-input"]
 summary = (per_image[~per_image["normalized"]].groupby(["method", "radius"])["max_sensitivity"]

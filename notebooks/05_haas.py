@@ -39,7 +39,7 @@
 run_dir = "results/scratch/synthetic_vgg11"  # a run folder written by the training chapter
 device = "auto"  # auto, cpu or cuda
 n_images = 32  # test images scored
-scalings = "centered,unit,signed"  # the first is shown in the examples
+scalings = ["centered", "unit", "signed"]  # the first is shown in the examples
 n_examples = 4  # HA images shown
 occlusion_regions = 4  # cells per side of the occlusion map, the positive control
 chunk_size = 128  # images per forward pass of the occlusion map
@@ -93,10 +93,6 @@ run.save_scores("haas", per_image)
 answers = run.answers(per_image, "haas")
 glue("haas_answers", text_table(answer_table(answers)), display=False)
 scores = haas_table(per_image)
-glue("haas_table", format_table(scores.rename(columns=METHOD_LABELS)), display=False)
-for scaling in scores.index:
-    for method in METHODS:
-        glue(f"haas_{scaling}_{method}", float(scores.loc[scaling, method]), display=False)
 format_table(scores.rename(columns=METHOD_LABELS))
 
 # %% [markdown]
@@ -111,7 +107,7 @@ format_table(scores.rename(columns=METHOD_LABELS))
 if not (per_image["prediction"] == per_image["label"]).any():
     print(f"HAAS is undefined on this run: the network gets none of its {len(images)} test images right, so eq. 10 "
           "divides by zero. No verdict rests on it.")
-glue("haas_validity", format_table(validity_table(answers)))
+format_table(validity_table(answers))
 
 # %% [markdown]
 # ## 2. Is each map informative?
@@ -120,7 +116,7 @@ glue("haas_validity", format_table(validity_table(answers)))
 # (map - random) / (occlusion - random), and whether it beats its own inversion.
 
 # %% tags=["hide-input"]
-glue("haas_maps", format_table(answers.maps.replace(METHOD_LABELS)))
+format_table(answers.maps.replace(METHOD_LABELS))
 
 # %% tags=["hide-input"]
 shown = slice(0, min(n_examples, len(images)))

@@ -36,6 +36,7 @@ n_localisation = 300  # images scored against the true object masks, when the da
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import display
 from myst_nb import glue
 
 from camfaith.cams import METHODS, explain
@@ -85,14 +86,13 @@ else:
     per_image = localisation_scores(maps, masks, ids, labels, explained["targets"], run.seed)
     run.save_scores("localisation", per_image)
     answers = run.answers(per_image, "relevance_mass")
-    glue("gallery_answers", text_table(answer_table(answers)))
-    glue("gallery_maps", format_table(answers.maps.replace(METHOD_LABELS)))
+    display(text_table(answer_table(answers)), format_table(answers.maps.replace(METHOD_LABELS)))
     table = pd.concat([method_table(run.compare_methods(per_image.assign(all="all"), score, ["all"],
                                                         higher_is_better=True)).assign(score=score)
                        for score in ("relevance_mass", "relevance_rank", "energy_pointing_game")])
-    glue("gallery_localisation", format_table(table))
+    display(format_table(table))
     means = per_image.groupby("method")[["relevance_mass", "relevance_rank", "energy_pointing_game"]].mean()
-    glue("gallery_localisation_means", format_table(means.loc[list(maps)].rename(index=METHOD_LABELS)))
+    display(format_table(means.loc[list(maps)].rename(index=METHOD_LABELS)))
 
 # %% [markdown]
 # ## Exercise: the chance level of relevance mass

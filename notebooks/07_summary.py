@@ -41,18 +41,19 @@
 
 # %% tags=["parameters"]
 results_dir = "results/default"  # the folder of one configuration's runs
-runs = "synthetic_vgg11"  # comma-separated run names, by default dataset_arch
+runs = ["synthetic_vgg11"]  # run names, by default dataset_arch
 configuration = "default"  # the configuration's name, shown on the front page
-primary = ""  # overrides of the primary endpoints, see camfaith.endpoints.primary_settings
+primary = {}  # overrides of primary endpoints, e.g. {"haas.scaling": "unit"} (camfaith.endpoints.primary_settings)
 
 # %% tags=["hide-input"]
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import display
 from myst_nb import glue
 
-from camfaith.endpoints import ENDPOINTS
+from camfaith.endpoints import ENDPOINTS, METRICS
 from camfaith.parameters import parse_list
 from camfaith.plots import METHOD_LABELS, accuracy_scatter, forest_plot, format_table
 from camfaith.ranking import FAMILY_SCORES, family_ranks
@@ -63,7 +64,6 @@ from camfaith.summary import (
     collect,
     forest_table,
     haas_extremes,
-    per_network,
     published_directions,
     reference_table,
     reliability_table,
@@ -93,13 +93,20 @@ glue("summary_n_runs", len(summary.runs), display=False)
 glue("summary_table", format_table(summary.runs, 3), display=False)
 counts = verdict_counts(summary.verdicts)
 glue("summary_n_networks", int(counts["networks"].max()), display=False)
+# one key per cell of the counts table, summary_<metric>_<column> (e.g. summary_aopc_valid); a metric without a
+# validity gate (Max-Sensitivity) has no valid or informative cells
+ungated = ("valid", "gradcam_informative", "hirescam_informative")
 for metric, row in counts.iterrows():
     for column, count in row.items():
-        glue(f"summary_{metric}_{column}", int(count), display=False)
-for metric, count in secondary_flips(summary.verdicts).items():
-    glue(f"summary_{metric}_secondary_flips", count, display=False)
-for key, value in sanity_extremes(summary.runs).items():  # NaN where no run has a sanity chapter
-    glue(f"summary_{key}", value, display=False)
+        if METRICS[metric].validity != "none" or column not in ungated:
+            glue(f"summary_{metric}_{column}", int(count), display=False)
+flips = secondary_flips(summary.verdicts)
+glue("summary_max_sensitivity_secondary_flips", int(flips["max_sensitivity"]), display=False)
+glue("summary_haas_secondary_flips", int(flips["haas"]), display=False)
+extremes = sanity_extremes(summary.runs)  # NaN where no run has a sanity chapter
+glue("summary_prop4_hirescam_max", extremes["prop4_hirescam_max"], display=False)
+glue("summary_prop4_gradcam_median", extremes["prop4_gradcam_median"], display=False)
+glue("summary_randomised_spearman_max", extremes["randomised_spearman_max"], display=False)
 pooled = forest[forest["source"] == "pooled"].reindex(columns=["metric", "label", "difference", "low", "high",
                                                               "pred_low", "pred_high"])
 if pooled.empty:
@@ -189,7 +196,6 @@ format_table(reliability, 2)
 
 # %% tags=["hide-input"]
 glue("summary_verdicts", format_table(summary.verdicts))
-glue("summary_per_network", format_table(per_network(summary.verdicts)), display=False)
 
 # %% [markdown]
 # Where a run was trained several times with different training seeds (same data, same split), does
@@ -200,7 +206,7 @@ replicates = replicate_agreement(summary.verdicts)
 if replicates is None:
     print("No run of this configuration was trained more than once.")
 else:
-    glue("summary_replicates", format_table(replicates))
+    display(format_table(replicates))
 
 # %% [markdown]
 # ## Beside the published study
@@ -211,10 +217,12 @@ else:
 
 # %% tags=["hide-input"]
 glue("summary_thesis_n_models", len(reference_table("table10_summary")), display=False)
-for metric, count in published_directions().items():
-    glue(f"summary_thesis_{metric}_hirescam", count, display=False)
+published = published_directions()
+glue("summary_thesis_aopc_hirescam", int(published["aopc"]), display=False)
+glue("summary_thesis_max_sensitivity_hirescam", int(published["max_sensitivity"]), display=False)
+glue("summary_thesis_haas_hirescam", int(published["haas"]), display=False)
 both = side_by_side(summary.runs)
-glue("summary_side_by_side", format_table(both, 3))
+format_table(both, 3)
 
 # %% [markdown]
 # Where a data set has several runs (the hyper-parameter loops of Table 8 of the original study), the
@@ -225,17 +233,19 @@ table9 = haas_extremes(summary.runs)
 if table9 is None:
     print("No data set has several runs in this configuration.")
 else:
-    glue("summary_table9", format_table(table9, 3))
+    display(format_table(table9, 3))
 
 # %% [markdown]
 # ## Accuracy against the metrics (Figures 16-18 of the original study)
 
 # %% tags=["hide-input"]
-for metric, label in (("mean_aopc_hirescam", "mean AOPC (HiResCAM)"),
-                      ("mean_maxsens_hirescam", "mean Max-Sensitivity (HiResCAM)"),
-                      ("haas_hirescam", "HAAS (HiResCAM)")):
-    fig = accuracy_scatter(both, metric, label)
-    glue(f"summary_{metric}_fig", fig, display=False)
+figures = {"mean_aopc_hirescam": accuracy_scatter(both, "mean_aopc_hirescam", "mean AOPC (HiResCAM)"),
+           "mean_maxsens_hirescam": accuracy_scatter(both, "mean_maxsens_hirescam", "mean Max-Sensitivity (HiResCAM)"),
+           "haas_hirescam": accuracy_scatter(both, "haas_hirescam", "HAAS (HiResCAM)")}
+glue("summary_mean_aopc_hirescam_fig", figures["mean_aopc_hirescam"], display=False)
+glue("summary_mean_maxsens_hirescam_fig", figures["mean_maxsens_hirescam"], display=False)
+glue("summary_haas_hirescam_fig", figures["haas_hirescam"], display=False)
+for fig in figures.values():
     plt.close(fig)
 
 # %% [markdown]

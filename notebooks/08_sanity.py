@@ -72,10 +72,7 @@ plt.close(fig)
 last = per_image[per_image["step"] == per_image["step"].max()]
 table = last.groupby("method").agg(spearman=("spearman", "mean"), ssim=("ssim", "mean"),
                                    constant=("spearman", lambda s: int(s.isna().sum())))
-for method in ("gradcam", "hirescam"):
-    glue(f"sanity_spearman_last_{method}", float(table.loc[method, "spearman"]), display=False)
-    glue(f"sanity_ssim_last_{method}", float(table.loc[method, "ssim"]), display=False)
-glue("sanity_last_table", format_table(table))
+format_table(table)
 
 # %% [markdown]
 # ```{glue:figure} sanity_grid_fig
@@ -99,7 +96,5 @@ plt.close(fig)
 # %% tags=["hide-input"]
 identity = trained_identity(model, target_layer, images, ids=ids)
 run.save_scores("identity", identity)
-glue("sanity_prop4_hirescam_residual", float(identity["hirescam_residual"].max()), display=False)
-glue("sanity_prop4_gradcam_gap", float(identity["gradcam_residual"].median()), display=False)
 print(model.theory)
 format_table(identity[["hirescam_residual", "gradcam_residual"]].describe(), 6)

@@ -39,15 +39,15 @@
 run_dir = "results/scratch/synthetic_vgg11"  # a run folder written by the training chapter
 device = "auto"  # auto, cpu or cuda
 n_images = 16  # test images scored
-regions = "4,8"  # AOPC heatmap sizes (cells per side), averaged per image as in the AOPC chapter
+regions = [4, 8]  # AOPC heatmap sizes (cells per side), averaged per image as in the AOPC chapter
 perturbation = "uniform"  # AOPC's removal: uniform noise in [-1, 1], image_range, road, blur, or a constant
 chunk_size = 64  # perturbed (or masked) images per forward pass
-radii = "0.05,0.1"  # Max-Sensitivity radii (L-infinity) ...
-samples = "4,4"  # ... and noise samples per radius
-scalings = "centered"  # HAAS attribution scalings; centered is its primary endpoint
+radii = [0.05, 0.1]  # Max-Sensitivity radii (L-infinity) ...
+samples = [4, 4]  # ... and noise samples per radius
+scalings = ["centered"]  # HAAS attribution scalings; centered is its primary endpoint
 occlusion_regions = 8  # cells per side of HAAS's occlusion control
 n_gallery = 3  # images in the gallery
-methods = ""  # methods of the family besides Grad-CAM and HiResCAM, comma-separated; empty for all
+methods = []  # methods of the family besides Grad-CAM and HiResCAM; empty for all
 # (Score-CAM costs one forward pass per channel and image)
 gap_stages = True  # follow HiResCAM's lead from the feature grid to the pixels (an AOPC run at the grid's size)
 
@@ -55,6 +55,7 @@ gap_stages = True  # follow HiResCAM's lead from the feature grid to the pixels 
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
+from IPython.display import display
 from myst_nb import glue
 
 from camfaith.cams import activations_and_gradients
@@ -154,11 +155,11 @@ if masks is not None:
     frames["relevance_mass"] = localisation_scores(located, masks.to(images.device), ids, labels, targets, run.seed)
     run.save_scores("family_localisation", frames["relevance_mass"])
 answers = {metric: run.answers(frame, metric) for metric, frame in frames.items()}
-glue("family_status", format_table(pd.DataFrame([{"metric": ENDPOINTS[metric].label, "valid on this run":
-                                                   result.validity["status"]} for metric, result in answers.items()])))
+display(format_table(pd.DataFrame([{"metric": ENDPOINTS[metric].label, "valid on this run": result.validity["status"]}
+                                    for metric, result in answers.items()])))
 validity = pd.concat([validity_table(result).assign(metric=ENDPOINTS[metric].label)
                       for metric, result in answers.items()], ignore_index=True)
-glue("family_validity", format_table(validity[["metric", *validity.columns.drop("metric")]], 3))
+format_table(validity[["metric", *validity.columns.drop("metric")]], 3)
 
 # %% [markdown]
 # Is each map informative? Against the random map (or the chance level), with its interval, and its
@@ -169,7 +170,7 @@ informative = pd.concat([result.maps[result.maps["map"].isin(chosen)].assign(met
                          for metric, result in answers.items()], ignore_index=True)
 informative["level"] = informative["map"].map(levels)
 columns = ["metric", "map", "level", "score", "standing", "normalised", "normalised low", "normalised high"]
-glue("family_informative", format_table(informative[columns].replace(METHOD_LABELS), 3))
+format_table(informative[columns].replace(METHOD_LABELS), 3)
 
 # %% [markdown]
 # ## The ranking, and the hierarchy as a prediction
@@ -197,10 +198,10 @@ for metric, frame in frames.items():
         figures[metric] = critical_difference(ranking)
 mean_ranks = pd.DataFrame(mean_ranks).rename_axis("map").reset_index()
 mean_ranks.insert(1, "level", mean_ranks["map"].map(levels))
-glue("family_tests", format_table(pd.DataFrame(tests), 3))
-glue("family_mean_ranks", format_table(mean_ranks.replace(METHOD_LABELS), 2))
-for metric, fig in figures.items():
-    glue(f"family_cd_{metric}_fig", fig, display=False)
+display(format_table(pd.DataFrame(tests), 3), format_table(mean_ranks.replace(METHOD_LABELS), 2))
+glue("family_cd_aopc_fig", figures["aopc"], display=False)
+glue("family_cd_feature_deletion_fig", figures["feature_deletion"], display=False)
+for fig in figures.values():
     plt.close(fig)
 
 # %% [markdown]

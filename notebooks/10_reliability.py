@@ -30,21 +30,22 @@
 run_dir = "results/scratch/synthetic_vgg11"  # a run folder written by the training chapter
 device = "auto"  # auto, cpu or cuda
 n_images = 16  # test images scored
-methods = "gradcam,hirescam,xgradcam,layercam"  # the maps whose ranking the reliability tests follow
-regions = "4,8"  # AOPC heatmap sizes: the reliability tests use the first, the multiverse all of them
-perturbations = "uniform,0.0,blur,road"  # AOPC removals of the multiverse (a number is a constant)
-radii = "0.05,0.1"  # Max-Sensitivity radii ...
-samples = "4,4"  # ... and noise samples per radius
+methods = ["gradcam", "hirescam", "xgradcam", "layercam"]  # the maps whose ranking the reliability tests follow
+regions = [4, 8]  # AOPC heatmap sizes: the reliability tests use the first, the multiverse all of them
+perturbations = ["uniform", 0.0, "blur", "road"]  # AOPC removals of the multiverse (a number is a constant)
+radii = [0.05, 0.1]  # Max-Sensitivity radii ...
+samples = [4, 4]  # ... and noise samples per radius
 n_perturbations = 2  # draws of each reliability test
-kinds = "model,input,explanation"  # the perturbations tested: weights, images, maps
-model_noise = "0.001,1.0"  # std of the multiplicative weight noise: resilience, adversary
-input_noise = "0.001,1.0"  # half-width of the uniform input noise (clamped to [-1, 1]): resilience, adversary
+kinds = ["model", "input", "explanation"]  # the perturbations tested: weights, images, maps
+model_noise = [0.001, 1.0]  # std of the multiplicative weight noise: resilience, adversary
+input_noise = [0.001, 1.0]  # half-width of the uniform input noise (clamped to [-1, 1]): resilience, adversary
 chunk_size = 64  # perturbed images per forward pass
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
+from IPython.display import display
 from myst_nb import glue
 
 from camfaith.cams import activations_and_gradients, explain
@@ -158,7 +159,7 @@ reliability = pd.concat([meta_consistency(part).assign(metric=ENDPOINTS[metric].
                          for metric, part in draws.groupby("metric", sort=False)], ignore_index=True)
 reliability = reliability[["metric", *reliability.columns.drop("metric")]]
 glue("reliability_draws", int(n_perturbations), display=False)
-glue("reliability_table", format_table(reliability, 2))
+format_table(reliability, 2)
 
 # %% [markdown]
 # ## How many of its hidden choices does the verdict survive?
@@ -199,9 +200,11 @@ for metric, (frame, denominator) in universes.items():
                                           f"HiResCAM - Grad-CAM ({ENDPOINTS[metric].label})")
 run.save_scores("multiverse", pd.concat(tables, ignore_index=True))
 verdicts = pd.DataFrame(verdicts)
-glue("multiverse_table", format_table(verdicts, 2))
-for metric, fig in figures.items():
-    glue(f"multiverse_{metric}_fig", fig, display=False)
+display(format_table(verdicts, 2))
+glue("multiverse_aopc_fig", figures["aopc"], display=False)
+glue("multiverse_max_sensitivity_fig", figures["max_sensitivity"], display=False)
+glue("multiverse_haas_fig", figures["haas"], display=False)
+for fig in figures.values():
     plt.close(fig)
 summary = verdicts.merge(reliability.groupby("metric", as_index=False)["MC"].mean(), on="metric", how="outer")
 glue("reliability_summary", format_table(summary.rename(columns={"MC": "mean MC"}), 2), display=False)

@@ -3,7 +3,30 @@
 import pytest
 
 from camfaith.metrics import PERTURBATIONS
-from camfaith.parameters import check_choice, check_positive_integers, parse_list, parse_options, parse_removal
+from camfaith.parameters import (
+    check_choice,
+    check_positive_integers,
+    options_text,
+    parse_list,
+    parse_options,
+    parse_removal,
+)
+
+
+def test_lists_and_mappings_pass_through_and_their_command_line_forms_give_the_same_values():
+    """A configuration's YAML list or mapping and the text written on the command line mean the same."""
+    assert parse_list([4, 8], int) == parse_list("4,8", int) == [4, 8]
+    assert parse_list(("uniform", 0.0), str) == parse_list("uniform,0.0", str) == ["uniform", "0.0"]
+    assert parse_list([], str, allow_empty=True) == []
+    with pytest.raises(ValueError, match="expected a list of int"):
+        parse_list([4, "eight"], int)
+    options = {"variant": "colour", "n_train": 600}
+    assert parse_options(options) == parse_options("variant=colour,n_train=600") == options
+    assert parse_options(options) is not options  # a copy: the caller's mapping is never changed
+    assert options_text(options) == "variant=colour,n_train=600"
+    assert parse_options(options_text(options)) == options
+    with pytest.raises(ValueError, match="mapping from names"):
+        parse_options({1: "a"})
 
 
 def test_list_and_option_parameters():
@@ -13,7 +36,7 @@ def test_list_and_option_parameters():
     assert parse_list("", str, allow_empty=True) == []
     with pytest.raises(ValueError, match="at least one value"):
         parse_list(" , ", str)
-    with pytest.raises(ValueError, match="comma-separated list of int"):
+    with pytest.raises(ValueError, match="expected a list of int"):
         parse_list("4,eight", int)
     assert parse_options("n_train=600, variant=colour") == {"n_train": 600, "variant": "colour"}
     assert parse_options("") == {} and parse_options(None) == {}

@@ -81,6 +81,40 @@ def glued(notebook: Path) -> dict:
             for o in c.get("outputs", []) if "scrapbook" in o.get("metadata", {})}
 
 
+# Citations of glued values: the roles {glue:text}`doc::key:format` (the doc optional) and the directives
+# ```{glue:figure} key, whose doc may come as a :doc: option on the lines that follow
+GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`(?:([^`]+?)::)?(\w+)[^`]*`")
+GLUE_DIRECTIVE = re.compile(r"^[`:]{3,}\{glue(?::\w+)?\}[ \t]+(?:(\S+?)::)?(\w+)[ \t]*\n((?:[ \t]*:\w+:.*\n)*)", re.M)
+
+
+def citations(text: str, doc: str | None) -> set[tuple[str | None, str]]:
+    """The (document, key) pairs that ``text`` cites; a citation without a document is one of ``doc``."""
+    found = {(cited or doc, key) for cited, key in GLUE_ROLE.findall(text)}
+    for cited, key, options in GLUE_DIRECTIVE.findall(text):
+        option = re.search(r":doc:\s*(\S+)", options)
+        found.add((option.group(1) if option else cited or doc, key))
+    return {(name.removesuffix(".ipynb") if name else name, key) for name, key in found}
+
+
+@pytest.mark.slow
+def test_every_glued_value_is_cited_and_every_cited_value_is_glued(tiny_study):
+    """A value is glued only where prose cites it (the chapter's own text or a page of the book), and every
+    citation finds its value, in the documents the book gets from the executed notebooks."""
+    executed = tiny_study / "results/tiny/notebooks"
+    glued_keys, cited = set(), set()
+    for path in executed.rglob("*.ipynb"):
+        doc = "generated/" + path.relative_to(executed).with_suffix("").as_posix()
+        glued_keys |= {(doc, key) for key in glued(path)}
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "markdown":
+                cited |= citations(cell.source, doc)
+    for page in (ROOT / "book").glob("*.md"):
+        cited |= citations(page.read_text(), None)
+    documents = {doc for doc, _ in glued_keys}
+    assert len(documents) > 10 and not sorted(glued_keys - cited), sorted(glued_keys - cited)
+    assert not sorted(pair for pair in cited - glued_keys if pair[0] in documents or pair[0] is None)
+
+
 @pytest.mark.slow
 def test_book_builds_without_warnings_from_the_executed_notebooks(tiny_study, tiny_book):
     html = tiny_book

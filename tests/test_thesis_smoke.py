@@ -86,9 +86,9 @@ def test_the_smoke_configuration_takes_the_code_path_of_the_thesis_configuration
     for metric, keys in settings.items():
         for key in keys:
             assert smoke["defaults"][metric][key] == thesis["defaults"][metric][key], (metric, key)
-    assert len(smoke["defaults"]["max_sensitivity"]["samples"].split(",")) == 6
+    assert len(smoke["defaults"]["max_sensitivity"]["samples"]) == 6
     assert smoke["defaults"]["weights"] == ""  # random weights: nothing to download
-    assert set(smoke["faithfulness"]["archs"].split(",")) == set(thesis["faithfulness"]["archs"].split(","))
+    assert set(smoke["faithfulness"]["archs"]) == set(thesis["faithfulness"]["archs"])
     assert smoke["faithfulness"]["input_size"] == 224
     rules = {}
     for run in thesis["runs"]:

@@ -243,7 +243,7 @@ def test_config_from_table3_rows():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"lr": 0}, "lr must be"),
+        ({"lr": 0}, r"train_config\.lr: 0 is less than or equal to the minimum of 0 \(expected a positive number\)"),
         ({"scheduler_step": 1}, "both scheduler_step and scheduler_gamma"),
         ({"scheduler_step": 1, "scheduler_gamma": 1.5}, "scheduler_gamma"),
         ({"patience": 0}, "patience"),

@@ -79,14 +79,14 @@ CATEGORIES = {(True, True): "both informative", (False, True): "only HiResCAM", 
               (False, False): "neither informative"}
 
 
-def primary_settings(text: str = "") -> dict[str, dict]:
+def primary_settings(overrides: dict | str | None = None) -> dict[str, dict]:
     """The primary setting of every metric, with the configuration's overrides applied.
 
-    ``text`` is ``"metric.column=value,..."`` (values parsed as YAML scalars), e.g.
-    ``"haas.scaling=unit"`` to make the original code's scaling the primary HAAS endpoint.
+    ``overrides`` maps ``"metric.column"`` to a value, e.g. ``{"haas.scaling": "unit"}`` to make the original
+    code's scaling the primary HAAS endpoint (on the command line: ``"haas.scaling=unit"``).
     """
     settings = {metric: dict(entry.settings) for metric, entry in METRICS.items()}
-    for dotted, value in parse_options(text).items():
+    for dotted, value in parse_options(overrides).items():
         metric, _, column = dotted.partition(".")
         check_choice("metric of a primary endpoint", metric, METRICS)
         if not column:

@@ -35,9 +35,11 @@ import torch
 from scipy import stats
 from torch import nn
 
+TEST_KINDS = ("model", "input", "explanation")  # what a reliability test perturbs: weights, images, maps
+
 
 class Perturbation(NamedTuple):
-    kind: str  # "model", "input" or "explanation"
+    kind: str  # one of TEST_KINDS
     adversary: bool  # NR (False) or AR (True)
     strength: float  # std of the multiplicative weight noise, or half-width of the input noise
 

@@ -60,7 +60,7 @@ class Run:
     arch: str
     input_size: int
     seed: int = 0
-    dataset_options: str = ""
+    dataset_options: dict = field(default_factory=dict)  # keyword arguments of the loader (or "name=value,...")
     data_root: str = ""  # empty: $CAMFAITH_DATA when the data are read
     model: dict = field(default_factory=dict)  # keyword arguments of build_model, weights excepted
     train_seed: int | None = None  # initial weights and shuffling; None: ``seed``
@@ -70,7 +70,7 @@ class Run:
         check_choice("dataset", self.dataset, DATASETS)
         check_choice("arch", self.arch, ARCHITECTURES)
         check_positive_integers(input_size=self.input_size)
-        parse_options(self.dataset_options)  # fails early on malformed options
+        object.__setattr__(self, "dataset_options", parse_options(self.dataset_options))  # fails early if malformed
         object.__setattr__(self, "folder", Path(self.folder))
         if self.train_seed is None:
             object.__setattr__(self, "train_seed", self.seed)
@@ -100,7 +100,7 @@ class Run:
     def load_splits(self, augment: bool = False) -> DatasetSplits:
         """The dataset's train/validation/test splits, drawn with the run's seed."""
         return load_dataset(self.dataset, root=self.data_root or None, input_size=self.input_size, seed=self.seed,
-                            augment=augment, **parse_options(self.dataset_options))
+                            augment=augment, **self.dataset_options)
 
     def build_model(self, weights: str | None = None):
         """A new network of the run and its target layer: ``(model, target_layer)``.
@@ -130,10 +130,7 @@ class Run:
 
     def test_images(self, splits: DatasetSplits, n_images: int, device: str | torch.device | None = "auto"):
         """The seeded sample of :meth:`test_indices`: ``(images, labels, ids)``, images on ``device``."""
-        items = [splits.test[int(i)] for i in self.test_indices(splits, n_images)]
-        images = torch.stack([item[0] for item in items]).to(resolve_device(device))
-        labels = torch.tensor([int(item[1]) for item in items], device=images.device)
-        return images, labels, [str(item[2]) for item in items]
+        return _stacked(splits.test, self.test_indices(splits, n_images), device)
 
     def test_masks(self, splits: DatasetSplits, n_images: int) -> torch.Tensor | None:
         """The object masks ``(N, H, W)`` of the :meth:`test_images` sample, or None unless every test image
@@ -160,10 +157,8 @@ class Run:
             masks = test.masks_at(indices.tolist())
         else:
             return None
-        items = [test[int(i)] for i in indices]
-        images = torch.stack([item[0] for item in items]).to(resolve_device(device))
-        labels = torch.tensor([int(item[1]) for item in items], device=images.device)
-        return images, labels, [str(item[2]) for item in items], masks.to(images.device)
+        images, labels, ids = _stacked(test, indices, device)
+        return images, labels, ids, masks.to(images.device)
 
     # -- files --------------------------------------------------------------------------------------
 
@@ -234,3 +229,11 @@ class Run:
         if not self.has_scores(metric):
             raise FileNotFoundError(f"{self.files[metric]} is missing: run the {metric} chapter of {self.name}")
         return pd.read_csv(self.files[metric])
+
+
+def _stacked(dataset, indices, device) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """``(images, labels, ids)`` of the dataset's items at ``indices``, the tensors on ``device``."""
+    items = [dataset[int(i)] for i in indices]
+    images = torch.stack([item[0] for item in items]).to(resolve_device(device))
+    labels = torch.tensor([int(item[1]) for item in items], device=images.device)
+    return images, labels, [str(item[2]) for item in items]

@@ -20,7 +20,7 @@ import pandas as pd
 
 from camfaith.endpoints import CAMS, ENDPOINTS, METRICS, Answers, primary_settings, stability
 from camfaith.multiverse import primary_specification, robustness
-from camfaith.parameters import check_choice
+from camfaith.parameters import check_choice, options_text
 from camfaith.reliability import meta_consistency
 from camfaith.runs import Run
 from camfaith.stats import holm, interval_standard_error, pooled_effect
@@ -48,7 +48,7 @@ def reference_table(name: str) -> pd.DataFrame:
         return pd.read_csv(path)
 
 
-def compare_run(run: Run, primary: str = "") -> dict[str, Answers]:
+def compare_run(run: Run, primary: dict | str | None = None) -> dict[str, Answers]:
     """The answers of every metric the run has scores for (:meth:`camfaith.runs.Run.answers`), on the
     primary endpoints with the overrides in ``primary`` (:func:`camfaith.endpoints.primary_settings`)."""
     settings = primary_settings(primary)
@@ -58,7 +58,7 @@ def compare_run(run: Run, primary: str = "") -> dict[str, Answers]:
 
 def _run_row(run: Run, comparisons: dict[str, Answers]) -> dict:
     report = run.report()
-    row = {"run": run.name, "dataset": run.dataset, "arch": run.arch, "options": run.dataset_options,
+    row = {"run": run.name, "dataset": run.dataset, "arch": run.arch, "options": options_text(run.dataset_options),
            "balanced_accuracy": report["balanced_accuracy"], "mean_auc": report["mean_auc"]}
     for metric, column in MEAN_COLUMNS.items():
         result = comparisons[metric].comparison if metric in comparisons else {}
@@ -116,9 +116,9 @@ def _map_rows(run: Run, metric: str, answers: Answers) -> list[dict]:
             for row in answers.maps.to_dict("records")]
 
 
-def collect(results_dir: str | os.PathLike, runs: list[str], primary: str = "") -> Summary:
+def collect(results_dir: str | os.PathLike, runs: list[str], primary: dict | str | None = None) -> Summary:
     """Read the finished runs of a configuration (folders under ``results_dir``) into a :class:`Summary`;
-    ``primary`` overrides primary endpoints (``"haas.scaling=unit"``)."""
+    ``primary`` overrides primary endpoints (``{"haas.scaling": "unit"}``)."""
     missing = [name for name in runs if not (Path(results_dir) / name / "report.json").exists()]
     if missing or not runs:
         raise FileNotFoundError(f"no finished runs {missing or runs!r} in {results_dir}: "

@@ -227,7 +227,7 @@ def missing_data(
         if name in GENERATED:
             continue
         given = options.get(name) or {}
-        problem = _CHECKS[name](root, parse_options(given) if isinstance(given, str) else given)
+        problem = _CHECKS[name](root, parse_options(given))
         if problem:
             messages.append(_message(name, problem, root))
     return messages

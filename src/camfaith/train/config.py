@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from camfaith.device import PRECISIONS
-from camfaith.parameters import check_choice, check_positive_integers, parse_list
+from camfaith.configuration import check_settings
+from camfaith.parameters import parse_list
 
 _INT_FIELDS = {"scheduler_step", "batch_size", "epochs", "patience", "num_workers", "seed"}
 _NON_OPTIONAL = {"lr", "batch_size", "epochs", "normal_classes", "num_workers", "seed", "precision", "channels_last"}
@@ -64,29 +64,9 @@ class TrainConfig:
         self.normal_classes = tuple(self.normal_classes)
         if isinstance(self.trainable_layers, (list, tuple)):
             self.trainable_layers = ",".join(self.trainable_layers)
-        if self.trainable_layers is not None and not isinstance(self.trainable_layers, str):
-            raise ValueError(f"trainable_layers must be a string like 'layer3,layer4' or None, "
-                             f"got {self.trainable_layers!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if self.weight_decay is not None and not self.weight_decay >= 0:
-            raise ValueError(f"weight_decay must be None or a non-negative number, got {self.weight_decay!r}")
+        check_settings("train_config", dataclasses.asdict(self) | {"normal_classes": list(self.normal_classes)})
         if (self.scheduler_step is None) != (self.scheduler_gamma is None):
             raise ValueError("give both scheduler_step and scheduler_gamma (StepLR), or neither")
-        if self.scheduler_step is not None:
-            check_positive_integers(scheduler_step=self.scheduler_step)
-            if not 0 < self.scheduler_gamma <= 1:
-                raise ValueError(f"scheduler_gamma must be in (0, 1], got {self.scheduler_gamma!r}")
-        check_positive_integers(batch_size=self.batch_size, epochs=self.epochs)
-        if self.patience is not None:
-            check_positive_integers(patience=self.patience)
-        if not isinstance(self.num_workers, int) or self.num_workers < 0:
-            raise ValueError(f"num_workers must be a non-negative integer, got {self.num_workers!r}")
-        if not isinstance(self.seed, int):
-            raise ValueError(f"seed must be an integer, got {self.seed!r}")
-        check_choice("precision", self.precision, PRECISIONS)
-        if not isinstance(self.channels_last, bool):
-            raise ValueError(f"channels_last must be true or false, got {self.channels_last!r}")
 
     def to_dict(self) -> dict:
         """The settings as JSON-ready values (``normal_classes`` as a list).
