@@ -47,7 +47,7 @@ from camfaith.family import hierarchy_table
 from camfaith.models import ARCHITECTURES
 from camfaith.parameters import check_choice, check_positive_integers, parse_list
 from camfaith.plots import format_table, residual_bars
-from camfaith.theory import randomize_offsets
+from camfaith.theory import randomise_offsets
 
 arch_list = parse_list(archs, str)
 for arch in arch_list:
@@ -85,7 +85,7 @@ def network(arch, head, variant="intact"):
     torch.manual_seed(seed)
     model, target = camfaith.build_model(arch, 5, head=head, input_size=input_size, small_input=True,
                                          variant=variant)
-    randomize_offsets(model, torch.Generator().manual_seed(seed))
+    randomise_offsets(model, torch.Generator().manual_seed(seed))
     images = torch.randn(n_images, 3, input_size, input_size, generator=torch.Generator().manual_seed(seed + 1))
     return model, target, images
 

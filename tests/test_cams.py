@@ -7,13 +7,13 @@ from pytorch_grad_cam import GradCAM, HiResCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from camfaith import build_model, cams, explainer
-from camfaith.theory import randomize_offsets
+from camfaith.theory import randomise_offsets
 
 
 def _model(arch, head="flatten", variant="intact", seed=0):
     torch.manual_seed(seed)
     model, target = build_model(arch, 4, head=head, input_size=64, variant=variant, small_input=True)
-    randomize_offsets(model, torch.Generator().manual_seed(seed))
+    randomise_offsets(model, torch.Generator().manual_seed(seed))
     return model, target
 
 

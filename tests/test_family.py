@@ -11,13 +11,13 @@ from camfaith import build_model
 from camfaith.cams import activations_and_gradients
 from camfaith.family import FAMILY, GRADIENT_METHODS, LIBRARY_NAMES, faithfulness_level, family_maps
 from camfaith.metrics import deletion_ranks, feature_deletion, feature_occlusion
-from camfaith.theory import randomize_offsets
+from camfaith.theory import randomise_offsets
 
 
 def _model(arch, head="flatten", variant="intact", seed=0):
     torch.manual_seed(seed)
     model, target = build_model(arch, 4, head=head, input_size=64, variant=variant, small_input=True, stages=3)
-    randomize_offsets(model, torch.Generator().manual_seed(seed))
+    randomise_offsets(model, torch.Generator().manual_seed(seed))
     return model, target
 
 

@@ -16,13 +16,13 @@ from camfaith.sanity import (
     randomisation_test,
     trained_identity,
 )
-from camfaith.theory import randomize_offsets
+from camfaith.theory import randomise_offsets
 
 
 def _model(arch="vgg11", head="flatten", seed=0):
     torch.manual_seed(seed)
     model, target = build_model(arch, 3, head=head, input_size=32, small_input=True, stages=2)
-    randomize_offsets(model, torch.Generator().manual_seed(seed))  # offsets as a trained network has
+    randomise_offsets(model, torch.Generator().manual_seed(seed))  # offsets as a trained network has
     return model, target
 
 

@@ -5,7 +5,7 @@ import torch
 
 from camfaith import build_model, identity_residuals, table1
 from camfaith.models import earlier_target_layer
-from camfaith.theory import randomize_offsets
+from camfaith.theory import randomise_offsets
 
 TOLERANCE = 1e-4
 
@@ -13,7 +13,7 @@ TOLERANCE = 1e-4
 def _setting(arch, head, seed=0):
     torch.manual_seed(seed)
     model, target = build_model(arch, 5, head=head, input_size=64, small_input=True)
-    randomize_offsets(model, torch.Generator().manual_seed(seed))
+    randomise_offsets(model, torch.Generator().manual_seed(seed))
     images = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(seed + 1))
     return model, target, images
 
@@ -32,7 +32,7 @@ def test_gap_head_cam_gradcam_hirescam_agree_and_sum_to_the_score(arch):
 def test_flatten_head_only_hirescam_sums_to_the_score(arch, variant):
     torch.manual_seed(0)
     model, target = build_model(arch, 5, input_size=64, small_input=True, variant=variant)
-    randomize_offsets(model, torch.Generator().manual_seed(0))
+    randomise_offsets(model, torch.Generator().manual_seed(0))
     images = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     result = identity_residuals(model, target, images)
     assert result["hirescam_residual"].max() < TOLERANCE  # Proposition 4, seed eq. 20

@@ -2,7 +2,7 @@
 
 :func:`predict` runs a model over a data set; :func:`classification_report` turns its probabilities
 into balanced accuracy, weighted precision / recall / F1, mean one-vs-rest AUC and the confusion
-matrix; :func:`save_report` writes them atomically.
+matrix; :meth:`camfaith.runs.Run.save_report` writes them into the run folder atomically.
 """
 
 from __future__ import annotations

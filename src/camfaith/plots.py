@@ -1,5 +1,8 @@
-"""Figures and tables of the report: each function takes tidy results and returns a matplotlib Figure or a
-table for readers (a pandas Styler, or plain HTML for tables of sentences)."""
+"""Figures and tables of the report, from tidy results.
+
+The figures (``residual_bars`` ... ``specification_curve``) return a matplotlib Figure; ``format_table``
+returns a pandas Styler, ``text_table`` plain HTML for tables of sentences, and ``method_table`` a
+comparison table with the maps by their names."""
 
 from __future__ import annotations
 

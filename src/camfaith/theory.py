@@ -82,7 +82,7 @@ def identity_residuals(
     return pd.DataFrame({name: value.detach().cpu().double().numpy() for name, value in columns.items()})
 
 
-def randomize_offsets(model: nn.Module, generator: torch.Generator, scale: float = 0.1) -> nn.Module:
+def randomise_offsets(model: nn.Module, generator: torch.Generator, scale: float = 0.1) -> nn.Module:
     """Give every BatchNorm, convolution and Linear layer random offsets, as training would (in place).
 
     torchvision initialises convolution biases to zero and BatchNorm to the identity. A ReLU network
@@ -130,7 +130,7 @@ def table1(
     For each (structure, target layer) setting, build the network, explain the predicted class of
     ``n_images`` seeded Gaussian images and report the largest residual of each identity, and whether
     it holds (below ``tolerance``). With ``random_offsets`` the networks get the random biases of
-    :func:`randomize_offsets`, as trained networks have. Expected (Table 1): on a GAP head at the last block all three
+    :func:`randomise_offsets`, as trained networks have. Expected (Table 1): on a GAP head at the last block all three
     maps agree and sum to the score; on a Flatten head at the last block only HiResCAM does; with an
     earlier target layer or a dense head none does.
     """
@@ -145,7 +145,7 @@ def table1(
             arch, num_classes, head=head, input_size=input_size, variant=variant, small_input=small_input
         )
         if random_offsets:
-            randomize_offsets(model, torch.Generator().manual_seed(seed))
+            randomise_offsets(model, torch.Generator().manual_seed(seed))
         if not last:
             target = earlier_target_layer(model)
         worst = identity_residuals(model, target, images).max(numeric_only=True)

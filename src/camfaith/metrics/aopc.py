@@ -8,11 +8,9 @@ regions`` grid of cells (:func:`pool_regions`, the heatmap H of section 2.2.1 of
 Cells are removed most relevant first (MoRF), ties broken by the lower cell index. Step ``k``
 replaces the pixels of the ``k``-th cell (all channels) and keeps the earlier cells removed:
 ``x_k = g(x_{k-1}, r_k)``. The tracked score ``f`` is the softmax probability of the class predicted
-on the clean image (or of ``targets``). With ``L = regions**2`` the per-image score is
-
-    ``AOPC(x) = 1/(L+1) * sum_{k=1..L} (f(x_0) - f(x_k))``          (eq. 6 of Lamprou 2023)
-
-and eq. 7 of Lamprou (2023) is its mean over the test set, which is left to the caller.
+on the clean image (or of ``targets``). The per-image score over the ``L = regions**2`` steps is
+eq. 6 of Lamprou (2023), as the book defines it (``book/metrics.md``, "AOPC: removing the most
+relevant regions first"); its mean over the test set (eq. 7) is left to the caller.
 
 Each removed cell gets noise drawn fresh for it, and the draw is made once per image for the
 whole image up front, so ``x_k`` is the clean image with the first ``k`` cells taken from that
