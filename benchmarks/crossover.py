@@ -26,9 +26,8 @@ from harness import random_images, timed
 from settings import NUM_CLASSES
 
 import camfaith
+from camfaith.costs import PATH_NAMES
 from camfaith.incremental import incremental_logits, incremental_plan, schedule_for
-
-PATH_NAMES = {True: "incremental", False: "full forward"}
 
 
 def incremental_calls(model, images, regions: int, chunk: int, steps: int, seed: int) -> dict:
@@ -95,29 +94,3 @@ def crossover(arch: str, config: dict, device: torch.device, log) -> list[dict]:
     grid = config["crossover"]
     log(f"[{arch}] crossover of incremental AOPC: {grid['sizes']} px x {grid['regions']} regions")
     return [entry for size in grid["sizes"] for entry in crossover_size(arch, size, config, device)]
-
-
-def replan(result: dict) -> dict:
-    """A benchmark result whose "auto" choices and estimated speed-ups come from the current cost model.
-
-    The timings stay as measured; the estimates in the file are those of the cost model the run had. The
-    networks are rebuilt with random weights (the estimate depends on their shapes only), once per size.
-    """
-    config, device = result["config"], torch.device(result["machine"]["device"])
-    models = {}
-
-    def replanned(arch: str, cell: dict, size: int, images: int) -> dict:
-        if (arch, size) not in models:
-            models[arch, size] = camfaith.build_model(arch, NUM_CLASSES, input_size=size,
-                                                      small_input=config["small_input"], variant=config["variant"])[0]
-        plan = incremental_plan(models[arch, size], size, cell["regions"], batch=min(images, config["chunks"]["aopc"]),
-                                device=device)
-        return {**cell, "auto": PATH_NAMES[plan.incremental], "estimated_speedup": plan.speedup}
-
-    return {**result, "archs": [
-        {**entry,
-         "aopc_auto": [replanned(entry["arch"], a, config["input_size"], config["images"])
-                       for a in entry.get("aopc_auto", [])],
-         "crossover": [replanned(entry["arch"], c, c["input_size"], config["crossover"]["images"])
-                       for c in entry.get("crossover", [])]}
-        for entry in result["archs"]]}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from settings import AOPC_INPUT_BYTES_224
 
+from camfaith.costs import aopc_paths
 from camfaith.io import atomic_path
 
 METRIC_COLUMNS = ["arch", "metric", "setting", "implementation", "path", "passes per image", "ms per image",
@@ -126,28 +127,6 @@ def header(report: dict) -> list[str]:
         "layer, so metrics that explain (Max-Sensitivity, HAAS) can exceed 1.",
         "",
     ]
-
-
-def aopc_paths(entry: dict) -> list[dict]:
-    """AOPC's two paths at each heatmap size of one architecture, from its rows: times per image, the path
-    ``incremental="auto"`` takes, and the incremental path's speed-up over the bound, the full path and Quantus
-    (each ratio from one interleaved timed call; blank where a side was not timed)."""
-    rows = [r for r in entry["rows"] if r["metric"] == "AOPC"]
-    table = []
-    for auto in entry.get("aopc_auto", []):
-        setting = f"{auto['regions']}x{auto['regions']}"
-        ms = {r["path"]: r for r in rows if r["setting"] == setting and r["implementation"] == "camfaith"}
-        quantus = next((r["ms per image"] for r in rows if r["setting"] == setting
-                        and r["implementation"].startswith("Quantus")), None)
-        incremental, full = ms.get("incremental"), ms.get("full forward")
-        inc_ms, full_ms = (r["ms per image"] if r else None for r in (incremental, full))
-        table.append({"arch": entry["arch"], "regions": auto["regions"], "auto": auto["auto"],
-                      "estimated speed-up": auto["estimated_speedup"], "incremental ms": inc_ms,
-                      "full forward ms": full_ms, "incremental vs bound": incremental["efficiency"] if incremental
-                      else None, "incremental vs full forward": full_ms / inc_ms if inc_ms and full_ms else None,
-                      "Quantus ms": quantus, "incremental vs Quantus": quantus / inc_ms if quantus and inc_ms else None,
-                      "full forward vs Quantus": quantus / full_ms if quantus and full_ms else None})
-    return table
 
 
 def path_tables(archs: list[dict]) -> list[str]:

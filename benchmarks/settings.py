@@ -6,6 +6,8 @@ benchmark compares against, and the presets (``--setting``) that fill in the opt
 
 from __future__ import annotations
 
+from camfaith.costs import BENCHMARK_CLASSES
+
 # The Max-Sensitivity settings (radius, samples) of Table 6 of Lamprou (2023), and the quick ones:
 # the smallest and the largest sample count of that table.
 TABLE6_SENSITIVITY = ((0.05, 20), (0.1, 20), (0.2, 30), (0.3, 30), (0.4, 40), (0.5, 40))
@@ -49,7 +51,7 @@ CROSSOVER_STEPS = 9
 CROSSOVER_IMAGES = 2
 
 GPU_MEMORY = 16 * 2**30  # the GPU the memory estimate is for (a 16 GB V100, as in the original study)
-NUM_CLASSES = 7
+NUM_CLASSES = BENCHMARK_CLASSES  # every network of the benchmark
 # What aopc holds per image of the batch passed in, at 224 px: the image and its noise (3 x float32),
 # the removal step of every pixel (int64) and the map (float32).
 AOPC_INPUT_BYTES_224 = (2 * 3 * 4 + 8 + 4) * 224 * 224

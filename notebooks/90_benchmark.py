@@ -35,7 +35,6 @@ thesis_config = "configs/thesis.yaml"  # the configuration whose cost is project
 
 # %% tags=["hide-input"]
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -43,14 +42,11 @@ import yaml
 from IPython.display import display
 
 import camfaith
+from camfaith.costs import CHAPTERS, aopc_paths, project, replan, totals
 from camfaith.incremental import AUTO_MIN_SPEEDUP
 from camfaith.plots import format_table
 
-ROOT = Path(camfaith.__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmark's own helpers: its AOPC table and the projection
-from crossover import replan
-from projection import CHAPTERS, project, totals
-from report import aopc_paths
+ROOT = Path(camfaith.__file__).resolve().parents[2]  # the repository: the benchmark's result files
 
 
 def located(name: str) -> Path:

@@ -22,12 +22,11 @@ import crossover  # noqa: E402
 import fit_costs  # noqa: E402
 import harness  # noqa: E402
 import measure  # noqa: E402
-import projection  # noqa: E402
 import report  # noqa: E402
 import run  # noqa: E402
 import targets  # noqa: E402
 
-from camfaith import build_model  # noqa: E402
+from camfaith import build_model, costs  # noqa: E402
 from camfaith.incremental import AUTO_MIN_SPEEDUP, IncrementalPlan, incremental_plan  # noqa: E402
 
 
@@ -72,7 +71,7 @@ def test_committed_results_time_both_aopc_paths_and_agree(committed):
 
 def test_replan_keeps_the_timings_and_takes_todays_estimates(committed):
     _, result = committed
-    replanned = crossover.replan(result)
+    replanned = costs.replan(result)
     config = result["config"]
     for before, after in zip(result["archs"], replanned["archs"]):
         assert after["rows"] == before["rows"]
@@ -162,7 +161,7 @@ def test_aopc_paths_compares_the_paths_and_quantus_from_the_rows():
                       metric_row("AOPC", "4x4", path="full forward", ms=250.0, efficiency=1.0),
                       metric_row("AOPC", "4x4", "Quantus RegionPerturbation", ms=300.0),
                       metric_row("AOPC", "8x8", path="incremental", ms=200.0, efficiency=4.0)]}
-    four, eight = report.aopc_paths(entry)
+    four, eight = costs.aopc_paths(entry)
     assert four["incremental vs full forward"] == 2.5 and four["incremental vs Quantus"] == 3.0
     assert four["full forward vs Quantus"] == 1.2 and four["incremental vs bound"] == 2.5
     assert eight["full forward ms"] is None and eight["incremental vs full forward"] is None
@@ -210,13 +209,13 @@ def test_write_is_atomic_and_named_by_label(tmp_path):
 
 
 def test_split_sizes_follow_table_2_of_the_original_study():
-    assert projection.split_sizes("crc") == {"train": 80_000, "val": 20_000, "test": 7_180}
-    for dataset, pools in projection.DATASETS.items():
-        sizes = projection.split_sizes(dataset)
+    assert costs.split_sizes("crc") == {"train": 80_000, "val": 20_000, "test": 7_180}
+    for dataset, pools in costs.DATASETS.items():
+        sizes = costs.split_sizes(dataset)
         assert abs(sum(sizes.values()) - sum(count for _, count, _ in pools)) <= len(pools)
-    assert projection.split_sizes("breakhis")["test"] == round(0.22 * 2_480 + 0.19 * 5_429)
+    assert costs.split_sizes("breakhis")["test"] == round(0.22 * 2_480 + 0.19 * 5_429)
     with pytest.raises(ValueError, match="no split sizes"):
-        projection.split_sizes("cifar10")
+        costs.split_sizes("cifar10")
 
 
 def synthetic_entry(arch: str = "vgg19") -> dict:
@@ -232,21 +231,21 @@ def synthetic_entry(arch: str = "vgg19") -> dict:
 
 
 def test_costs_read_the_measurements_and_extrapolate_the_untimed_sizes():
-    costs = projection.Costs(synthetic_entry())
-    assert costs.forward == 0.1 and costs.forward_backward == 0.25  # the largest batch of each pass
-    assert costs.explanation == pytest.approx(0.1) and costs.haas == pytest.approx(0.3)
-    assert costs.aopc(4, "incremental") == pytest.approx(0.85)
-    assert costs.aopc(8, "full forward") == pytest.approx(65 * 0.1 / 1.0)  # the bound over the 4x4 efficiency
-    assert costs.aopc(11, "incremental") == pytest.approx(122 * 0.1 / 4.0)  # the nearest timed size: 8x8
+    measured = costs.Costs(synthetic_entry())
+    assert measured.forward == 0.1 and measured.forward_backward == 0.25  # the largest batch of each pass
+    assert measured.explanation == pytest.approx(0.1) and measured.haas == pytest.approx(0.3)
+    assert measured.aopc(4, "incremental") == pytest.approx(0.85)
+    assert measured.aopc(8, "full forward") == pytest.approx(65 * 0.1 / 1.0)  # the bound over the 4x4 efficiency
+    assert measured.aopc(11, "incremental") == pytest.approx(122 * 0.1 / 4.0)  # the nearest timed size: 8x8
 
 
 def test_run_seconds_counts_each_chapters_passes():
-    costs = projection.Costs(synthetic_entry())
+    measured = costs.Costs(synthetic_entry())
     run_ = {"dataset": "crc", "train": {"epochs": 2},
             "aopc": {"n_images": 100, "regions": "4,8", "noise_seeds": 1},
             "max_sensitivity": {"n_images": 10, "samples": "20,40", "noise_seeds": 1},
             "haas": {"n_images": 100_000, "scalings": "unit,signed"}}
-    seconds = projection.run_seconds(run_, costs)
+    seconds = costs.run_seconds(run_, measured)
     assert seconds["training"] == pytest.approx(2 * (80_000 * 0.25 + 20_000 * 0.1) + 7_180 * 0.1)
     # 9 maps (CAMs, their inversions, occlusion and its inversion, 3 reference maps) per size, the occlusion
     # map's L forward passes per size, 11 side scorings at 4x4, one explanation
@@ -260,13 +259,13 @@ def test_run_seconds_counts_each_chapters_passes():
 
 def test_projection_of_the_thesis_configuration_from_the_committed_224_px_results():
     result, thesis = load("latest-cpu-224"), yaml.safe_load((ROOT / "configs" / "thesis.yaml").read_text())
-    projected = projection.project(result, thesis)
-    assert len(projected) == len(thesis["runs"]) * len(projection.CHAPTERS)
+    projected = costs.project(result, thesis)
+    assert len(projected) == len(thesis["runs"]) * len(costs.CHAPTERS)
     measured = projected["arch"].isin([a["arch"] for a in result["archs"]])
     assert (projected.loc[measured, "seconds"] > 0).all() and projected.loc[~measured, "seconds"].isna().all()
-    hours = projection.totals(projected[measured])["hours"]
+    hours = costs.totals(projected[measured])["hours"]
     assert hours["all, incremental AOPC"] < hours["all, full forward AOPC"]
     assert hours["all, incremental AOPC"] == pytest.approx(hours.drop(["AOPC, full forward", "all, full forward AOPC",
                                                                        "all, incremental AOPC"]).sum())
     with pytest.raises(ValueError, match="benchmark that size"):
-        projection.project({**result, "config": {**result["config"], "input_size": 64}}, thesis)
+        costs.project({**result, "config": {**result["config"], "input_size": 64}}, thesis)

@@ -1,4 +1,7 @@
-"""What the full replication costs: the ``thesis`` configuration projected from a benchmark result file.
+"""What the full replication costs, read from a benchmark result file (``benchmarks/run.py``).
+
+:func:`project` projects the ``thesis`` configuration from the per-image costs a benchmark measured;
+:func:`aopc_paths` and :func:`replan` read AOPC's two paths from a result (the benchmark chapter shows them).
 
 Every chapter of a run is a known number of model passes per image on a known number of images, so
 its time is those passes at the per-image costs a benchmark measured for that network at 224 px:
@@ -28,12 +31,17 @@ the faithfulness check) are left out.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pandas as pd
+import torch
+from snakemake.utils import update_config
 
 from camfaith.cams import METHODS
 from camfaith.endpoints import CAMS, POSITIVE, REFERENCES
+from camfaith.incremental import incremental_plan
+from camfaith.models import build_model
 from camfaith.parameters import parse_list
 
 # Table 2 of Lamprou (2023): each data set as pools of images, each with its share in the training, validation
@@ -59,6 +67,8 @@ AOPC_SIDE_SCORINGS = 11
 """Scorings of one map at the smallest heatmap size in ``notebooks/03_aopc.py`` besides the main grid: MoRF and
 LeRF of both CAMs with uniform noise and with 0 (8), both CAMs with random ties (2) and LeRF HiResCAM (1)."""
 CHAPTERS = ("training", "AOPC, full forward", "AOPC, incremental", "Max-Sensitivity", "HAAS")
+PATH_NAMES = {True: "incremental", False: "full forward"}  # AOPC's two paths, by incremental_plan's choice
+BENCHMARK_CLASSES = 7  # the class count of the benchmark's networks (benchmarks/settings.py)
 
 
 def split_sizes(dataset: str) -> dict[str, int]:
@@ -69,20 +79,13 @@ def split_sizes(dataset: str) -> dict[str, int]:
     return dict(zip(("train", "val", "test"), (round(sum(part)) for part in shares)))
 
 
-def merged(defaults: dict, override: dict) -> dict:
-    """``override`` on top of ``defaults``, nested dicts merged key by key (as the Snakefile merges a run)."""
-    result = dict(defaults)
-    for key, value in override.items():
-        both = isinstance(value, dict) and isinstance(result.get(key), dict)
-        result[key] = merged(result[key], value) if both else value
-    return result
-
-
 def thesis_runs(config: dict) -> list[dict]:
-    """The runs of a configuration with its defaults applied, each repeated ``train_seeds`` times."""
+    """The runs of a configuration with its defaults merged in as the Snakefile merges them, each repeated
+    ``train_seeds`` times."""
     runs = []
     for entry in config["runs"]:
-        run = merged(config["defaults"], entry)
+        run = copy.deepcopy(config["defaults"])
+        update_config(run, entry)
         runs += [run] * int(run.get("train_seeds", 1))
     return runs
 
@@ -159,3 +162,51 @@ def totals(projected: pd.DataFrame) -> pd.DataFrame:
     hours["all, full forward AOPC"] = others + hours["AOPC, full forward"]
     hours["all, incremental AOPC"] = others + hours["AOPC, incremental"]
     return hours.rename("hours").to_frame()
+
+
+def aopc_paths(entry: dict) -> list[dict]:
+    """AOPC's two paths at each heatmap size of one architecture, from its rows: times per image, the path
+    ``incremental="auto"`` takes, and the incremental path's speed-up over the bound, the full path and Quantus
+    (each ratio from one interleaved timed call; blank where a side was not timed)."""
+    rows = [r for r in entry["rows"] if r["metric"] == "AOPC"]
+    table = []
+    for auto in entry.get("aopc_auto", []):
+        setting = f"{auto['regions']}x{auto['regions']}"
+        ms = {r["path"]: r for r in rows if r["setting"] == setting and r["implementation"] == "camfaith"}
+        quantus = next((r["ms per image"] for r in rows if r["setting"] == setting
+                        and r["implementation"].startswith("Quantus")), None)
+        incremental, full = ms.get("incremental"), ms.get("full forward")
+        inc_ms, full_ms = (r["ms per image"] if r else None for r in (incremental, full))
+        table.append({"arch": entry["arch"], "regions": auto["regions"], "auto": auto["auto"],
+                      "estimated speed-up": auto["estimated_speedup"], "incremental ms": inc_ms,
+                      "full forward ms": full_ms, "incremental vs bound": incremental["efficiency"] if incremental
+                      else None, "incremental vs full forward": full_ms / inc_ms if inc_ms and full_ms else None,
+                      "Quantus ms": quantus, "incremental vs Quantus": quantus / inc_ms if quantus and inc_ms else None,
+                      "full forward vs Quantus": quantus / full_ms if quantus and full_ms else None})
+    return table
+
+
+def replan(result: dict) -> dict:
+    """A benchmark result whose "auto" choices and estimated speed-ups come from the current cost model.
+
+    The timings stay as measured; the estimates in the file are those of the cost model the run had. The
+    networks are rebuilt with random weights (the estimate depends on their shapes only), once per size.
+    """
+    config, device = result["config"], torch.device(result["machine"]["device"])
+    models = {}
+
+    def replanned(arch: str, cell: dict, size: int, images: int) -> dict:
+        if (arch, size) not in models:
+            models[arch, size] = build_model(arch, BENCHMARK_CLASSES, input_size=size,
+                                             small_input=config["small_input"], variant=config["variant"])[0]
+        plan = incremental_plan(models[arch, size], size, cell["regions"], batch=min(images, config["chunks"]["aopc"]),
+                                device=device)
+        return {**cell, "auto": PATH_NAMES[plan.incremental], "estimated_speedup": plan.speedup}
+
+    return {**result, "archs": [
+        {**entry,
+         "aopc_auto": [replanned(entry["arch"], a, config["input_size"], config["images"])
+                       for a in entry.get("aopc_auto", [])],
+         "crossover": [replanned(entry["arch"], c, c["input_size"], config["crossover"]["images"])
+                       for c in entry.get("crossover", [])]}
+        for entry in result["archs"]]}
