@@ -47,7 +47,7 @@ from camfaith.family import hierarchy_table
 from camfaith.models import ARCHITECTURES
 from camfaith.parameters import check_choice, check_positive_integers, parse_list
 from camfaith.plots import format_table, residual_bars
-from camfaith.theory import randomise_offsets
+from camfaith.theory import random_network
 
 arch_list = parse_list(archs, str)
 for arch in arch_list:
@@ -81,11 +81,8 @@ plt.close(fig)
 
 # %% tags=["hide-input"]
 def network(arch, head, variant="intact"):
-    """A random network with random offsets, its target layer and random images, drawn from `seed`, the random seed."""
-    torch.manual_seed(seed)
-    model, target = camfaith.build_model(arch, 5, head=head, input_size=input_size, small_input=True,
-                                         variant=variant)
-    randomise_offsets(model, torch.Generator().manual_seed(seed))
+    """A random network with random offsets as Table 1 builds it, its target layer, and random images."""
+    model, target = random_network(arch, head, input_size, seed, variant=variant)
     images = torch.randn(n_images, 3, input_size, input_size, generator=torch.Generator().manual_seed(seed + 1))
     return model, target, images
 

@@ -6,15 +6,12 @@ import torch
 from pytorch_grad_cam import GradCAM, HiResCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from camfaith import build_model, cams, explainer
-from camfaith.theory import randomise_offsets
+from camfaith import cams, explainer
+from camfaith.theory import random_network
 
 
 def _model(arch, head="flatten", variant="intact", seed=0):
-    torch.manual_seed(seed)
-    model, target = build_model(arch, 4, head=head, input_size=64, variant=variant, small_input=True)
-    randomise_offsets(model, torch.Generator().manual_seed(seed))
-    return model, target
+    return random_network(arch, head, 64, seed, num_classes=4, variant=variant)
 
 
 @pytest.mark.parametrize("arch, head, variant", [

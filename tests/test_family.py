@@ -7,18 +7,14 @@ import pytorch_grad_cam
 import torch
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from camfaith import build_model
 from camfaith.cams import activations_and_gradients
 from camfaith.family import FAMILY, GRADIENT_METHODS, LIBRARY_NAMES, faithfulness_level, family_maps
 from camfaith.metrics import deletion_ranks, feature_deletion, feature_occlusion
-from camfaith.theory import randomise_offsets
+from camfaith.theory import random_network
 
 
 def _model(arch, head="flatten", variant="intact", seed=0):
-    torch.manual_seed(seed)
-    model, target = build_model(arch, 4, head=head, input_size=64, variant=variant, small_input=True, stages=3)
-    randomise_offsets(model, torch.Generator().manual_seed(seed))
-    return model, target
+    return random_network(arch, head, 64, seed, num_classes=4, variant=variant, stages=3)
 
 
 IMAGES = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))

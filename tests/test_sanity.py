@@ -7,7 +7,6 @@ import torch.nn.functional as F
 from quantus.functions import similarity_func as similarity
 
 from camfaith.cams import cams
-from camfaith.models import build_model
 from camfaith.sanity import (
     cascade_maps,
     cascading_randomisation,
@@ -16,14 +15,11 @@ from camfaith.sanity import (
     randomisation_test,
     trained_identity,
 )
-from camfaith.theory import randomise_offsets
+from camfaith.theory import random_network
 
 
 def _model(arch="vgg11", head="flatten", seed=0):
-    torch.manual_seed(seed)
-    model, target = build_model(arch, 3, head=head, input_size=32, small_input=True, stages=2)
-    randomise_offsets(model, torch.Generator().manual_seed(seed))  # offsets as a trained network has
-    return model, target
+    return random_network(arch, head, 32, seed, num_classes=3, stages=2)  # offsets as a trained network has
 
 
 def _images(n=8, seed=1):

@@ -5,15 +5,13 @@ import torch
 
 from camfaith import build_model, identity_residuals, table1
 from camfaith.models import earlier_target_layer
-from camfaith.theory import randomise_offsets
+from camfaith.theory import random_network, randomise_offsets
 
 TOLERANCE = 1e-4
 
 
 def _setting(arch, head, seed=0):
-    torch.manual_seed(seed)
-    model, target = build_model(arch, 5, head=head, input_size=64, small_input=True)
-    randomise_offsets(model, torch.Generator().manual_seed(seed))
+    model, target = random_network(arch, head, 64, seed)
     images = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(seed + 1))
     return model, target, images
 

@@ -103,6 +103,19 @@ def randomise_offsets(model: nn.Module, generator: torch.Generator, scale: float
     return model
 
 
+def random_network(arch: str, head: str, input_size: int, seed: int = 0, num_classes: int = 5,
+                   variant: str = "intact", small_input: bool = True, random_offsets: bool = True, **options):
+    """A network of Table 1's checks, ``(model, target_layer)``: built with weights drawn from ``seed`` and, with
+    ``random_offsets``, the offsets of :func:`randomise_offsets` drawn from the same seed; ``options`` go to
+    :func:`camfaith.build_model` (e.g. ``stages``)."""
+    torch.manual_seed(seed)
+    model, target = build_model(arch, num_classes, head=head, input_size=input_size, variant=variant,
+                                small_input=small_input, **options)
+    if random_offsets:
+        randomise_offsets(model, torch.Generator().manual_seed(seed))
+    return model, target
+
+
 TABLE1_SETTINGS = (
     # (structure of Table 1 of Lamprou 2023, head of build_model, target the last block?)
     ("Conv - GAP - Class Scores", "gap", True),
@@ -140,12 +153,7 @@ def table1(
     images = torch.randn(n_images, 3, input_size, input_size, generator=generator)
     rows = []
     for structure, head, last in TABLE1_SETTINGS:
-        torch.manual_seed(seed)
-        model, target = build_model(
-            arch, num_classes, head=head, input_size=input_size, variant=variant, small_input=small_input
-        )
-        if random_offsets:
-            randomise_offsets(model, torch.Generator().manual_seed(seed))
+        model, target = random_network(arch, head, input_size, seed, num_classes, variant, small_input, random_offsets)
         if not last:
             target = earlier_target_layer(model)
         worst = identity_residuals(model, target, images).max(numeric_only=True)
