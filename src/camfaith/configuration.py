@@ -39,23 +39,12 @@ def _either_null(rule: dict) -> dict:
     return {"anyOf": [{"type": "null"}, rule], "description": f"null or {rule['description']}"}
 
 
-def schema() -> dict:
-    """The configuration's JSON Schema; the ``$defs`` hold each chapter's section (``aopc``, ``train``, ...)."""
-    from camfaith.data import DATASETS
-    from camfaith.device import PRECISIONS
-    from camfaith.family import FAMILY
-    from camfaith.metrics import ATTRIBUTION_SCALINGS, PERTURBATIONS
-    from camfaith.models import ARCHITECTURES, VARIANTS
-    from camfaith.reliability import TEST_KINDS
-
-    removal = {"anyOf": [{"enum": list(PERTURBATIONS)}, {"type": "number"}],
-               "description": f"one of {', '.join(PERTURBATIONS)}, or a number to fill removed cells with"}
-    regions = _list(POSITIVE, "[4, 8]")
-    radii = _list(POSITIVE_NUMBER, "[0.05, 0.1]")
-    speed = {"precision": _choice(PRECISIONS, "the precision of the forward passes"), "channels_last": FLAG}
+def _train_sections(speed: dict) -> dict:
+    """The training chapter's parameters (``train``, where 0 stands for "none") and the settings of
+    :class:`camfaith.train.TrainConfig` (``train_config``, where None does)."""
     decay = {"type": "number", "minimum": 0, "description": "a non-negative number"}
     gamma = {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "description": "a number in (0, 1]"}
-    train = {  # the training chapter's parameters, where 0 stands for "none"
+    train = {
         "lr": POSITIVE_NUMBER, "weight_decay": decay, "scheduler_step": COUNT, "scheduler_gamma": gamma,
         "batch_size": POSITIVE, "epochs": POSITIVE, "patience": COUNT,
         "trainable_layers": {"anyOf": [{"type": "null"}, TEXT, _list(TEXT, '["layer3", "layer4"]')],
@@ -65,27 +54,36 @@ def schema() -> dict:
                            "description": 'a list of class names such as ["Normal"] (may be empty)'},
         **speed,
     }
-    train_config = train | {  # camfaith.train.TrainConfig, where None stands for "none"
+    train_config = train | {
         "weight_decay": _either_null(decay), "scheduler_step": _either_null(POSITIVE),
         "scheduler_gamma": _either_null(gamma), "patience": _either_null(POSITIVE),
         "num_workers": COUNT, "seed": {"type": "integer", "description": "an integer"},
     }
-    sections = {
-        "train_config": _section(train_config),
-        "train": _section(train),
+    return {"train_config": _section(train_config), "train": _section(train)}
+
+
+def _metric_sections(speed: dict) -> dict:
+    """The sections of the metric chapters, one per chapter, keyed as in a run."""
+    from camfaith.family import FAMILY
+    from camfaith.metrics import ATTRIBUTION_SCALINGS, PERTURBATIONS
+    from camfaith.reliability import TEST_KINDS
+
+    removal = {"anyOf": [{"enum": list(PERTURBATIONS)}, {"type": "number"}],
+               "description": f"one of {', '.join(PERTURBATIONS)}, or a number to fill removed cells with"}
+    regions, radii = _list(POSITIVE, "[4, 8]"), _list(POSITIVE_NUMBER, "[0.05, 0.1]")
+    scalings = _list(_choice(ATTRIBUTION_SCALINGS, "a scaling"), '["centered", "unit"]')
+    return {
         "aopc": _section({"n_images": POSITIVE, "regions": regions, "perturbation": removal, "chunk_size": POSITIVE,
                           "noise_seeds": POSITIVE, **speed}),
         "max_sensitivity": _section({"n_images": POSITIVE, "radii": radii, "samples": _list(POSITIVE, "[8, 8]"),
                                      "normalize": FLAG, "chunk_size": POSITIVE, "noise_seeds": POSITIVE,
                                      "channels_last": FLAG}),
-        "haas": _section({"n_images": POSITIVE, "scalings": _list(_choice(ATTRIBUTION_SCALINGS, "a scaling"),
-                                                                  '["centered", "unit"]'),
-                          "n_examples": POSITIVE, "occlusion_regions": POSITIVE, "chunk_size": POSITIVE, **speed}),
+        "haas": _section({"n_images": POSITIVE, "scalings": scalings, "n_examples": POSITIVE,
+                          "occlusion_regions": POSITIVE, "chunk_size": POSITIVE, **speed}),
         "gallery": _section({"n_images": POSITIVE, "n_localisation": POSITIVE}),
         "sanity": _section({"n_images": POSITIVE, "n_examples": POSITIVE}),
         "family": _section({"n_images": POSITIVE, "regions": regions, "perturbation": removal, "chunk_size": POSITIVE,
-                            "radii": radii, "samples": _list(POSITIVE, "[4, 4]"),
-                            "scalings": _list(_choice(ATTRIBUTION_SCALINGS, "a scaling"), '["centered"]'),
+                            "radii": radii, "samples": _list(POSITIVE, "[4, 4]"), "scalings": scalings,
                             "occlusion_regions": POSITIVE, "n_gallery": POSITIVE,
                             "methods": _list(_choice(FAMILY, "a map of the family"), '["layercam"]', empty=True),
                             "gap_stages": FLAG}),
@@ -97,6 +95,17 @@ def schema() -> dict:
                                  "model_noise": _list(POSITIVE_NUMBER, "[0.001, 1.0]"),
                                  "input_noise": _list(POSITIVE_NUMBER, "[0.001, 1.0]"), "chunk_size": POSITIVE}),
     }
+
+
+def schema() -> dict:
+    """The configuration's JSON Schema; the ``$defs`` hold a run and each chapter's section (``aopc``,
+    ``train``, ...), and ``train_config`` the settings of :class:`camfaith.train.TrainConfig`."""
+    from camfaith.data import DATASETS
+    from camfaith.device import PRECISIONS
+    from camfaith.models import ARCHITECTURES, VARIANTS
+
+    speed = {"precision": _choice(PRECISIONS, "the precision of the forward passes"), "channels_last": FLAG}
+    sections = _train_sections(speed) | _metric_sections(speed)
     run = {
         "name": TEXT, "dataset": _choice(DATASETS, "a data set"), "arch": _choice(ARCHITECTURES, "an architecture"),
         "input_size": POSITIVE, "small_input": FLAG, "stages": COUNT, "variant": _choice(VARIANTS, "a variant"),
