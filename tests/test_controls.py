@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 
@@ -15,6 +17,8 @@ from camfaith.controls import (
 )
 from camfaith.metrics import aopc_methods, max_sensitivity, occlusion_maps
 from camfaith.seeds import STREAMS, stream_generator, stream_seed
+
+aopc_module = importlib.import_module("camfaith.metrics.aopc")  # the module, not the function it exports
 
 
 def images_and_maps(n: int = 3, size: int = 12, seed: int = 0, device: str = "cpu"):
@@ -109,7 +113,6 @@ def test_control_explainers_behave_as_documented():
     images, _ = images_and_maps()
     targets = torch.zeros(3, dtype=torch.long)
     explainers = control_explainers(torch.Generator().manual_seed(5))
-    assert tuple(explainers) == ("random", "centre", "edges")
     assert not torch.equal(explainers["random"](images, targets), explainers["random"](images, targets))
     shifted = images + 0.1
     assert torch.equal(explainers["centre"](images, targets), explainers["centre"](shifted, targets))
@@ -146,7 +149,7 @@ def test_the_random_map_and_the_metric_noise_come_from_independent_streams():
     seeds = {stream_seed(0, name) for name in STREAMS} | {stream_seed(1, name) for name in STREAMS}
     assert len(seeds) == 2 * len(STREAMS) and 0 not in seeds and 1 not in seeds
     n, size = 64, 16
-    noise = 2 * torch.rand((n, 3, size, size), generator=torch.Generator().manual_seed(0)) - 1  # AOPC's fill
+    noise = aopc_module._removal_fill(torch.zeros(n, 3, size, size), "uniform", torch.Generator().manual_seed(0))
     old = random_maps(n, size, size, torch.Generator().manual_seed(0))
     new = random_maps(n, size, size, stream_generator(0, "random map"))
     flat_noise = noise.flatten()[: old.numel()]

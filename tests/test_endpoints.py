@@ -9,7 +9,6 @@ from torch import nn
 
 from camfaith.controls import reference_maps
 from camfaith.endpoints import (
-    METRICS,
     answer_table,
     answers,
     comparer,
@@ -240,8 +239,9 @@ def test_a_verdict_holds_across_replicates_only_when_every_network_gives_it():
 
 
 def test_primary_endpoints_are_declared_and_can_be_overridden():
-    assert primary_settings()["haas"] == {"scaling": "centered"}
-    assert METRICS["aopc"].settings == {"order": "morf", "tie_break": "random"}  # ties at random in the primary
+    frame = pd.DataFrame({"id": ["a"] * 4, "method": "gradcam", "order": ["morf", "morf", "lerf", "lerf"],
+                          "tie_break": ["random", "stable"] * 2, "aopc": [1.0, 2.0, 3.0, 4.0]})
+    assert select(frame, "aopc")["aopc"].tolist() == [1.0]  # MoRF, ties at random: the primary AOPC
     overridden = primary_settings("haas.scaling=unit, max_sensitivity.normalized=true")
     assert overridden["haas"] == {"scaling": "unit"} and overridden["max_sensitivity"] == {"normalized": True}
     with pytest.raises(ValueError, match="metric of a primary endpoint='accuracy' is not known"):
@@ -256,16 +256,22 @@ def forest_row(run, network, difference, low, high, valid="valid"):
 
 
 def test_the_pooled_estimate_counts_the_replicates_of_one_network_once_and_only_valid_runs():
-    from camfaith.stats import interval_standard_error, pooled_effect
     from camfaith.summary import forest_table
 
+    def pooled(rows):
+        table = forest_table(pd.DataFrame(rows))
+        return table.query("source == 'pooled'").iloc[0][["difference", "low", "high"]].astype(float), table
+
     single = [forest_row("a", "a", 0.10, 0.05, 0.15), forest_row("b", "b", 0.30, 0.20, 0.40)]
-    replicated = single + [forest_row("a_t2", "a", 0.12, 0.06, 0.18), forest_row("a_t3", "a", 0.08, 0.02, 0.14),
-                           forest_row("c", "c", 5.0, 4.0, 6.0, valid="not valid")]
-    table = forest_table(pd.DataFrame(replicated))
-    pooled = table.query("source == 'pooled'").iloc[0]
-    errors = interval_standard_error([0.05, 0.06, 0.02], [0.15, 0.18, 0.14])
-    expected = pooled_effect([0.10, 0.30], [errors.mean(), interval_standard_error(0.20, 0.40)])
-    assert pooled["difference"] == pytest.approx(expected["mean"])
-    assert (pooled["low"], pooled["high"]) == pytest.approx((expected["low"], expected["high"]))
-    assert len(table.query("source == 'ours'")) == 5  # every run is drawn, the invalid one is not pooled
+    copies = [forest_row(name, "a", 0.10, 0.05, 0.15) for name in ("a_t2", "a_t3")]
+    invalid = [forest_row("c", "c", 5.0, 4.0, 6.0, valid="not valid")]
+    # two more trainings of network a with its very interval do not weigh it three times
+    assert pooled(single + copies)[0].tolist() == pytest.approx(pooled(single)[0].tolist())
+    # a run where the metric is not valid is drawn but not pooled
+    with_invalid, table = pooled(single + copies + invalid)
+    assert with_invalid.tolist() == pytest.approx(pooled(single)[0].tolist())
+    assert len(table.query("source == 'ours'")) == 5
+    # replicates that differ: the network's mean difference enters once, between the two networks' values
+    varied = [forest_row("a_t2", "a", 0.12, 0.06, 0.18), forest_row("a_t3", "a", 0.08, 0.02, 0.14)]
+    difference = pooled(single + varied)[0]["difference"]
+    assert 0.10 < difference < 0.30

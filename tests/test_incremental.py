@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 from camfaith.incremental import (
-    AUTO_DEVICES,
     AUTO_MIN_SPEEDUP,
     IncrementalFallbackWarning,
     incremental_logits,
@@ -228,13 +227,12 @@ def test_auto_takes_the_path_the_plan_names(monkeypatch):
     big, _ = build_model("vgg19", 10, input_size=224, variant="thesis")
     plan = incremental_plan(big, 224, 14, batch=2)
     assert plan.incremental and plan.speedup >= AUTO_MIN_SPEEDUP
-    assert plan.speedup == pytest.approx(plan.full_cost / plan.incremental_cost)
+    assert plan.speedup > incremental_plan(big, 224, 4, batch=2).speedup  # more steps share one seeding pass
     assert 0 < plan.windowed_units < plan.units
     one_cell = incremental_plan(big, 224, 1, batch=2)  # one step: seeding the caches costs a full pass already
     assert not one_cell.incremental and one_cell.speedup < AUTO_MIN_SPEEDUP
     on_gpu = incremental_plan(big, 224, 14, batch=2, device="cuda")  # the same estimate, but not on AUTO_DEVICES
     assert not on_gpu.incremental and on_gpu.speedup == plan.speedup and "cuda" in on_gpu.reason
-    assert "cuda" not in AUTO_DEVICES
 
     calls = []
     monkeypatch.setattr(aopc_module, "incremental_logits",
