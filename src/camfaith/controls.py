@@ -54,7 +54,11 @@ _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 
 
 def _min_max(maps: torch.Tensor) -> torch.Tensor:
-    """Scale each ``(h, w)`` map to [0, 1]; a constant map becomes 0."""
+    """Scale each ``(h, w)`` map to [0, 1] exactly; a constant map becomes 0.
+
+    The CAMs are scaled by :func:`camfaith.cams.min_max` instead, which keeps pytorch-grad-cam's ``1e-7`` in
+    the denominator so that they equal the library's maps; the controls owe the library nothing, and a
+    near-constant control map keeps its full [0, 1] range here."""
     low = maps.amin(dim=(-2, -1), keepdim=True)
     span = maps.amax(dim=(-2, -1), keepdim=True) - low
     return torch.where(span > 0, (maps - low) / torch.where(span > 0, span, 1.0), 0.0)
