@@ -53,7 +53,7 @@ from myst_nb import glue
 from camfaith.cams import METHODS, explain
 from camfaith.controls import reference_maps
 from camfaith.device import model_device
-from camfaith.endpoints import METRICS, answer_table, ordered, validity_table
+from camfaith.endpoints import METRICS, answer_table, ordered, run_answers, run_comparison, validity_table
 from camfaith.metrics import PERTURBATIONS
 from camfaith.parameters import check_positive_integers, parse_list, parse_removal
 from camfaith.plots import METHOD_LABELS, format_table, method_table, metric_by_setting, morf_panels, text_table
@@ -88,7 +88,7 @@ per_image, curves = aopc_scores(model, images, ids, maps, region_list, targets, 
 stable_ties, _ = aopc_scores(model, images, ids, {m: maps[m] for m in METHODS}, region_list[:1], targets, run.seed,
                              perturbation, tie_break="stable", chunk_size=chunk_size)
 run.save_scores("aopc", pd.concat([per_image, stable_ties], ignore_index=True))
-answers = run.answers(per_image, "aopc")
+answers = run_answers(run, per_image, "aopc")
 glue("aopc_answers", text_table(answer_table(answers)), display=False)
 map_order = ordered(per_image["method"].unique())
 means = per_image.groupby(["regions", "method"])["aopc"].mean().unstack()[map_order]
@@ -130,7 +130,7 @@ format_table(informative.replace(METHOD_LABELS))
 
 # %% tags=["hide-input"]
 primary = per_image[per_image["tie_break"] == "random"]
-table = method_table(run.compare_methods(primary, "aopc", ["regions"], METRICS["aopc"].higher_is_better))
+table = method_table(run_comparison(run, primary, "aopc", ["regions"], METRICS["aopc"].higher_is_better))
 format_table(table)
 
 # %% tags=["hide-input"]
@@ -170,7 +170,7 @@ for fill in ("uniform", 0.0, "road"):
 removal = pd.concat(removal, ignore_index=True)
 run.save_scores("aopc_removal", removal)
 verdicts = pd.concat([
-    run.compare_methods(group, "aopc", ["removal", "order"], higher_is_better=order != "lerf")
+    run_comparison(run, group, "aopc", ["removal", "order"], higher_is_better=order != "lerf")
     for order, group in removal.groupby("order")], ignore_index=True)
 verdicts = method_table(verdicts)[["removal", "order", "Grad-CAM", "HiResCAM", "mean_difference", "low", "high",
                                    "better"]]
@@ -191,7 +191,7 @@ format_table(ties.replace(METHOD_LABELS))
 
 # %% tags=["hide-input"]
 tie_verdicts = pd.concat([
-    method_table(run.compare_methods(frame[frame["regions"] == region_list[0]], "aopc", ["regions"],
+    method_table(run_comparison(run, frame[frame["regions"] == region_list[0]], "aopc", ["regions"],
                                      higher_is_better=True)).assign(ties=name)
     for name, frame in (("random", primary), ("stable", stable_ties))])
 format_table(tie_verdicts)

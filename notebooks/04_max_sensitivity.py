@@ -52,7 +52,7 @@ from myst_nb import glue
 from camfaith.cams import METHODS, explainer
 from camfaith.controls import control_explainers
 from camfaith.device import model_device
-from camfaith.endpoints import METRICS, answer_table
+from camfaith.endpoints import METRICS, answer_table, run_answers, run_comparer, run_comparison
 from camfaith.parameters import check_positive_integers, parse_list
 from camfaith.plots import METHOD_LABELS, format_table, method_table, metric_by_setting, text_table
 from camfaith.runs import Run
@@ -99,7 +99,7 @@ format_table(means.rename(columns=METHOD_LABELS))
 # without a validity gate. The random map, drawn afresh at every call, shows what an unstable map scores.
 
 # %% tags=["hide-input"]
-answers = run.answers(per_image, "max_sensitivity")
+answers = run_answers(run, per_image, "max_sensitivity")
 glue("sens_answers", text_table(answer_table(answers)), display=False)
 format_table(answers.maps.replace(METHOD_LABELS))
 
@@ -112,9 +112,9 @@ format_table(answers.maps.replace(METHOD_LABELS))
 
 # %% tags=["hide-input"]
 cams_only = per_image[per_image["method"].isin(METHODS)]
-table = method_table(run.compare_methods(cams_only, "max_sensitivity", ["normalized", "radius", "samples"],
+table = method_table(run_comparison(run, cams_only, "max_sensitivity", ["normalized", "radius", "samples"],
                                          higher_is_better=False))
-secondary = run.comparer(per_image, "max_sensitivity", METRICS["max_sensitivity"].secondary)(*METHODS)
+secondary = run_comparer(run, per_image, "max_sensitivity", METRICS["max_sensitivity"].secondary)(*METHODS)
 agree = answers.comparison["better"] == secondary["better"]
 print("Averaged over the radii, eq. 8 and its normalised form " + ("agree." if agree else "disagree."))
 format_table(table)

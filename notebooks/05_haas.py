@@ -54,7 +54,7 @@ from myst_nb import glue
 from camfaith.cams import METHODS, explain
 from camfaith.controls import reference_maps
 from camfaith.device import model_device
-from camfaith.endpoints import answer_table, validity_table
+from camfaith.endpoints import answer_table, run_answers, validity_table
 from camfaith.metrics import ATTRIBUTION_SCALINGS, ha_attribution, ha_images, occlusion_maps
 from camfaith.parameters import check_choice, check_positive_integers, parse_list
 from camfaith.plots import METHOD_LABELS, format_table, image_rows, text_table
@@ -90,7 +90,7 @@ maps |= {"occlusion": occlusion, "occlusion_inverted": 1 - occlusion}
 maps |= {key: explained[key] for key in ("raw_gradcam", "raw_hirescam")}
 per_image = haas_scores(model, images, labels, ids, maps, scaling_list)
 run.save_scores("haas", per_image)
-answers = run.answers(per_image, "haas")
+answers = run_answers(run, per_image, "haas")
 glue("haas_answers", text_table(answer_table(answers)), display=False)
 scores = haas_table(per_image)
 format_table(scores.rename(columns=METHOD_LABELS))

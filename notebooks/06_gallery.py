@@ -42,7 +42,7 @@ from myst_nb import glue
 from camfaith.cams import METHODS, explain
 from camfaith.controls import reference_maps
 from camfaith.device import model_device
-from camfaith.endpoints import answer_table
+from camfaith.endpoints import answer_table, run_answers, run_comparison
 from camfaith.parameters import check_positive_integers
 from camfaith.plots import METHOD_LABELS, format_table, map_gallery, method_table, text_table
 from camfaith.runs import Run
@@ -85,9 +85,9 @@ else:
                           masks)
     per_image = localisation_scores(maps, masks, ids, labels, explained["targets"], run.seed)
     run.save_scores("localisation", per_image)
-    answers = run.answers(per_image, "relevance_mass")
+    answers = run_answers(run, per_image, "relevance_mass")
     display(text_table(answer_table(answers)), format_table(answers.maps.replace(METHOD_LABELS)))
-    table = pd.concat([method_table(run.compare_methods(per_image.assign(all="all"), score, ["all"],
+    table = pd.concat([method_table(run_comparison(run, per_image.assign(all="all"), score, ["all"],
                                                         higher_is_better=True)).assign(score=score)
                        for score in ("relevance_mass", "relevance_rank", "energy_pointing_game")])
     display(format_table(table))

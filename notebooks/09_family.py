@@ -61,7 +61,7 @@ from myst_nb import glue
 from camfaith.cams import activations_and_gradients
 from camfaith.controls import control_explainers, random_maps, reference_maps
 from camfaith.device import model_device
-from camfaith.endpoints import ENDPOINTS, per_image_values, validity_table
+from camfaith.endpoints import ENDPOINTS, per_image_values, run_answers, run_comparison, validity_table
 from camfaith.family import FAMILY, faithfulness_level, family_explainer, family_maps, hierarchy_table
 from camfaith.metrics import PERTURBATIONS, feature_deletion, feature_occlusion, occlusion_maps
 from camfaith.parameters import check_positive_integers, parse_list, parse_removal
@@ -154,7 +154,7 @@ if masks is not None:
                                                 "random": maps["random"]}
     frames["relevance_mass"] = localisation_scores(located, masks.to(images.device), ids, labels, targets, run.seed)
     run.save_scores("family_localisation", frames["relevance_mass"])
-answers = {metric: run.answers(frame, metric) for metric, frame in frames.items()}
+answers = {metric: run_answers(run, frame, metric) for metric, frame in frames.items()}
 display(format_table(pd.DataFrame([{"metric": ENDPOINTS[metric].label, "valid on this run": result.validity["status"]}
                                     for metric, result in answers.items()])))
 validity = pd.concat([validity_table(result).assign(metric=ENDPOINTS[metric].label)
@@ -228,7 +228,7 @@ if gap_stages:
     stages = deletion_stages(model, activations, images, ids, {m: family[f"raw_{m}"] for m in chosen}, targets,
                              run.seed, perturbation, chunk_size)
     run.save_scores("family_stages", stages)
-    gap = run.compare_methods(stages[stages["method"].isin(["gradcam", "hirescam"])], "score", ["stage"],
+    gap = run_comparison(run, stages[stages["method"].isin(["gradcam", "hirescam"])], "score", ["stage"],
                               higher_is_better=True).set_index("stage").loc[list(STAGES)]
     gap["Holm p"] = holm(gap["p_value"].to_numpy())  # five tests of one question
     gap["share of the first gap"] = stage_gaps(stages)["share"]

@@ -14,6 +14,7 @@ from camfaith.endpoints import (
     comparer,
     noise_stability,
     primary_settings,
+    run_answers,
     select,
     stability,
     validity,
@@ -211,7 +212,7 @@ def test_the_summary_reads_a_verdict_only_where_the_metric_is_valid(tmp_path):
 
 def test_the_chapter_and_the_summary_give_the_same_answers(tmp_path):
     run = save_run(tmp_path, "good", aopc_frame({"gradcam": 0.5, "hirescam": 0.6} | VALID))
-    chapter = run.answers(run.scores("aopc"), "aopc").comparison
+    chapter = run_answers(run, run.scores("aopc"), "aopc").comparison
     row = collect(tmp_path, ["good"]).verdicts.iloc[0]
     assert (row["HiResCAM - Grad-CAM"], row["low"], row["high"], row["p"]) == (
         chapter["mean_difference"], chapter["low"], chapter["high"], chapter["p_value"])

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from camfaith.parameters import check_choice, parse_options
-from camfaith.stats import normalised_score, paired_comparison
+from camfaith.stats import compare_methods, normalised_score, paired_comparison
 
 CAMS = ("gradcam", "hirescam")
 REFERENCES = ("random", "centre", "edges")  # reference maps shown in every table
@@ -254,7 +254,7 @@ def answers(frame: pd.DataFrame, metric: str, settings: dict | None = None, n_re
     """The three answers of ``metric`` on the per-image scores ``frame`` of one run (module docstring).
 
     ``settings`` overrides the primary setting; ``groups`` (image id -> lesion or patient) makes whole
-    groups the units of every interval and test. :meth:`camfaith.runs.Run.answers` calls this with the
+    groups the units of every interval and test. :func:`run_answers` calls this with the
     run's seed and groups, for the chapters and the summary alike.
     """
     entry = ENDPOINTS[metric]
@@ -312,3 +312,26 @@ def answer_table(result: Answers) -> pd.DataFrame:
                    f"[{comparison['low']:.3g}, {comparison['high']:.3g}], p = {comparison['p_value']:.2g}, "
                    f"{comparison['n_groups']} {units}; noise stability {stability(result.noise)}"],
     })
+
+
+# -- on a run: seeded by it, and resampling whole groups (lesions, patients) where its data set has them --------
+
+
+def run_answers(run, frame: pd.DataFrame, metric: str, settings: dict | None = None) -> Answers:
+    """:func:`answers` on the per-image scores of a :class:`camfaith.runs.Run`, seeded by the run and with its
+    test groups: the one route that the chapters and the summary share."""
+    return answers(frame, metric, settings, seed=run.seed, groups=run.test_groups())
+
+
+def run_comparer(run, frame: pd.DataFrame, metric: str, settings: dict | None = None) -> Callable[[str, str], dict]:
+    """:func:`comparer` on a run's per-image scores, seeded and grouped as :func:`run_answers`."""
+    return comparer(frame, metric, settings, seed=run.seed, groups=run.test_groups())
+
+
+def run_comparison(run, frame: pd.DataFrame, value: str, by: list[str], higher_is_better: bool) -> pd.DataFrame:
+    """:func:`camfaith.stats.compare_methods` on a run's per-image scores (HiResCAM against Grad-CAM per setting
+    in ``by``), seeded by the run and resampling its test groups (each image its own where it has none)."""
+    groups = run.test_groups()
+    ids = frame["id"].astype(str)
+    frame = frame.assign(group=ids if groups is None else ids.map(groups))
+    return compare_methods(frame, value, by, higher_is_better, seed=run.seed, groups="group")

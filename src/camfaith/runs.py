@@ -34,12 +34,10 @@ import torch
 
 from camfaith.data import DATASETS, DatasetSplits, load_dataset
 from camfaith.device import resolve_device, set_precision
-from camfaith.endpoints import Answers, answers, comparer
 from camfaith.evaluate import SUMMARY_KEYS, confusion_frame
 from camfaith.io import save_csv, save_json
 from camfaith.models import ARCHITECTURES, build_model
 from camfaith.parameters import check_choice, check_positive_integers, parse_options
-from camfaith.stats import compare_methods
 from camfaith.train import load_weights, training_files
 
 RUN_FILE = "run.json"
@@ -180,23 +178,6 @@ class Run:
             return None
         test = manifest[manifest["split"] == "test"]
         return pd.Series(test["group"].to_numpy(), index=test["id"].to_numpy(), name="group")
-
-    def compare_methods(self, frame: pd.DataFrame, value: str, by: list[str], higher_is_better: bool) -> pd.DataFrame:
-        """:func:`camfaith.stats.compare_methods` on this run's test images: seeded by the run, and
-        resampling whole groups (lesions, patients) where the data set has them."""
-        groups = self.test_groups()
-        ids = frame["id"].astype(str)
-        frame = frame.assign(group=ids if groups is None else ids.map(groups))
-        return compare_methods(frame, value, by, higher_is_better, seed=self.seed, groups="group")
-
-    def comparer(self, frame: pd.DataFrame, metric: str, settings: dict | None = None):
-        """:func:`camfaith.endpoints.comparer` on this run's test images, seeded and grouped as above."""
-        return comparer(frame, metric, settings, seed=self.seed, groups=self.test_groups())
-
-    def answers(self, frame: pd.DataFrame, metric: str, settings: dict | None = None) -> Answers:
-        """The three answers of a metric on this run (:func:`camfaith.endpoints.answers`), seeded by the run
-        and resampling groups where it has them: the one route that the chapters and the summary share."""
-        return answers(frame, metric, settings, seed=self.seed, groups=self.test_groups())
 
     def save_manifest(self, splits: DatasetSplits) -> Path:
         return save_csv(splits.manifest, self.files["manifest"])

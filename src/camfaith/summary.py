@@ -2,7 +2,7 @@
 
 :func:`collect` reads the run folders of a configuration and returns tidy tables; the summary
 chapter only shows them and glues their numbers into the prose. Each run's answers come from
-:meth:`camfaith.runs.Run.answers`, the route the metric chapters take too, so a chapter and the
+:func:`camfaith.endpoints.run_answers`, the route the metric chapters take too, so a chapter and the
 summary cannot disagree. What this module adds is what needs the whole configuration: the Holm
 adjustment over its primary tests, the verdicts that rest on it, counts per network (training-seed
 replicates of one network count once), and the pooled estimates across networks.
@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from camfaith.endpoints import CAMS, ENDPOINTS, METRICS, Answers, primary_settings, stability
+from camfaith.endpoints import CAMS, ENDPOINTS, METRICS, Answers, primary_settings, run_answers, stability
 from camfaith.multiverse import primary_specification, robustness
 from camfaith.parameters import check_choice, options_text
 from camfaith.reliability import meta_consistency
@@ -49,10 +49,10 @@ def reference_table(name: str) -> pd.DataFrame:
 
 
 def compare_run(run: Run, primary: dict | str | None = None) -> dict[str, Answers]:
-    """The answers of every metric the run has scores for (:meth:`camfaith.runs.Run.answers`), on the
+    """The answers of every metric the run has scores for (:func:`camfaith.endpoints.run_answers`), on the
     primary endpoints with the overrides in ``primary`` (:func:`camfaith.endpoints.primary_settings`)."""
     settings = primary_settings(primary)
-    return {metric: run.answers(run.scores(entry.scores), metric, settings[metric])
+    return {metric: run_answers(run, run.scores(entry.scores), metric, settings[metric])
             for metric, entry in METRICS.items() if run.has_scores(entry.scores)}
 
 
