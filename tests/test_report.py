@@ -171,3 +171,14 @@ def test_bad_parameters_fail_in_the_first_cell_with_a_clear_message(tmp_path, no
     with pytest.raises(PapermillExecutionError, match=message):
         run_notebook(ROOT / f"notebooks/{notebook}.py", tmp_path / "out.ipynb", parameters)
     assert not (tmp_path / "out.ipynb").exists()
+
+
+def test_a_notebook_hashes_strings_the_same_on_every_run(tmp_path):
+    """The kernel's hash seed is fixed, so a figure drawn in the order of a set of names is the same each run."""
+    source = tmp_path / "hashes.py"
+    source.write_text('# %%\nprint(hash("HiResCAM"))\n')
+    printed = []
+    for number in range(2):
+        executed = run_notebook(source, tmp_path / f"run{number}.ipynb", cwd=tmp_path)
+        printed.append(nbformat.read(executed, as_version=4).cells[0].outputs[0]["text"])
+    assert printed[0] == printed[1]

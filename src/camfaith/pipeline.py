@@ -49,11 +49,14 @@ def run_notebook(source: str | os.PathLike, output: str | os.PathLike, parameter
     """Execute a jupytext notebook with papermill and write the executed ``.ipynb`` atomically.
 
     A failing notebook raises papermill's ``PapermillExecutionError`` (which names the cell and the
-    error) and leaves no output behind, so a re-run starts it again.
+    error) and leaves no output behind, so a re-run starts it again. The kernel gets a fixed hash seed
+    (``PYTHONHASHSEED``, 0 unless set): a figure drawn by iterating over a set of strings, as
+    scikit-posthocs' critical-difference diagram does, then comes out the same on every run.
     """
     import jupytext
     import papermill
 
+    os.environ.setdefault("PYTHONHASHSEED", "0")  # the kernel inherits it
     parameters = dict(parameters or {})
     notebook = jupytext.read(source)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
