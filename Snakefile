@@ -25,8 +25,9 @@ TOPICS = ["02_train", "03_aopc", "04_max_sensitivity", "05_haas", "06_gallery", 
 METRIC_PARAMETERS = {"03_aopc": "aopc", "04_max_sensitivity": "max_sensitivity", "05_haas": "haas",
                      "06_gallery": "gallery", "08_sanity": "sanity",
                      "09_family": "family", "10_reliability": "reliability"}
-# How the forward passes run on a GPU (camfaith.device.set_precision), set under defaults or per run, passed
-# only where a run sets them: Max-Sensitivity's passes are CAM passes, which stay float32.
+# How the forward passes run on a GPU (camfaith.device.forward_precision and set_memory_format), set under
+# defaults or per run, passed only where a run sets them: Max-Sensitivity's passes are CAM passes, which
+# stay float32.
 SPEED_PARAMETERS = {"02_train": ("precision", "channels_last"), "03_aopc": ("precision", "channels_last"),
                     "04_max_sensitivity": ("channels_last",), "05_haas": ("precision", "channels_last")}
 

@@ -2,18 +2,18 @@
 
 The three networks of the thesis configurations (ResNet34, ResNet50, VGG19 at 224 px, the stripping
 of section 4.2 of Lamprou 2023, random seeded weights) score a few synthetic images twice: once as
-the report runs by default (float32, contiguous), once with the GPU settings of
-:func:`camfaith.device.set_precision` (bfloat16 autocast and channels_last). Both runs score the same
-float32 CAMs, computed once, with the same seeds, through the chapters' own functions
+the report runs by default (float32, contiguous), once with the GPU settings
+(bfloat16 autocast, :func:`camfaith.device.forward_precision`, and channels_last). Both runs score the
+same float32 CAMs, computed once, with the same seeds, through the chapters' own functions
 (:mod:`camfaith.scoring`): AOPC at every heatmap size, Max-Sensitivity at one radius, HAAS with the
 three scalings. Per metric it reports the largest and the mean absolute change of the per-image
 scores (and the mean change over the mean absolute score; HAAS per image: whether the HA image is
 classified right), whether HiResCAM minus Grad-CAM keeps its sign (averaged over the images, and
 image by image), and the wall time of each run.
 
-Max-Sensitivity's passes are CAM passes, which :func:`~camfaith.device.set_precision` keeps in
-float32, so its candidate run changes the memory format only; a further row runs those CAM passes
-under bfloat16 autocast too (maps returned in float32), to measure what that choice avoids.
+Max-Sensitivity's passes are CAM passes, which the report keeps in float32, so its candidate run
+changes the memory format only; a further row runs those CAM passes under bfloat16 autocast too (maps
+returned in float32), to measure what that choice avoids.
 
     .venv/bin/python benchmarks/precision.py --device cuda     # on one GPU, in about a minute
     .venv/bin/python benchmarks/precision.py --device cpu      # a dry run: float32, contiguous vs channels_last
@@ -36,7 +36,7 @@ from harness import machine, synchronize
 
 from camfaith.cams import METHODS, explain, explainer
 from camfaith.data.synthetic import make_synthetic
-from camfaith.device import resolve_device, set_precision
+from camfaith.device import resolve_device, set_memory_format
 from camfaith.io import atomic_path, save_json
 from camfaith.metrics.checks import model_logits
 from camfaith.models import build_model
@@ -95,23 +95,24 @@ def timed_call(function, device: torch.device):
     return result, time.perf_counter() - start
 
 
-def score_all(model, target_layer, batch: dict, args, autocast_explainers: bool = False) -> dict:
-    """Per-image frames and wall times of the three metrics in the model's current setting."""
+def score_all(model, target_layer, batch: dict, args, precision: str = "float32",
+              autocast_explainers: bool = False) -> dict:
+    """Per-image frames and wall times of the three metrics, scored in ``precision`` on the model's memory format."""
     images, ids, targets = batch["images"], batch["ids"], batch["targets"]
     explainers = {method: explainer(model, target_layer, method) for method in METHODS}
     if autocast_explainers:
         explainers = {method: autocast_cams(function) for method, function in explainers.items()}
     calls = {
         "aopc": lambda: aopc_scores(model, images, ids, batch["cams"], parse_list(args.regions, int), targets,
-                                    args.seed, chunk_size=args.aopc_chunk)[0],
+                                    args.seed, chunk_size=args.aopc_chunk, precision=precision)[0],
         "max_sensitivity": lambda: sensitivity_scores(explainers, images, ids, targets, [args.radius],
                                                       [args.samples], args.seed, chunk_size=args.chunk),
-        "haas": lambda: haas_scores(model, images, batch["labels"], ids, batch["maps"], SCALINGS),
+        "haas": lambda: haas_scores(model, images, batch["labels"], ids, batch["maps"], SCALINGS, precision),
     }
     if autocast_explainers:
         calls = {"max_sensitivity": calls["max_sensitivity"]}
     with torch.no_grad():  # warm-up, untimed: the first passes of a setting load its kernels
-        model_logits(model, images)
+        model_logits(model, images, precision)
     explainers["hirescam"](images[:1], targets[:1])
     return {name: timed_call(call, args.device) for name, call in calls.items()}
 
@@ -166,11 +167,11 @@ def measure_arch(arch: str, args) -> list[dict]:
     batch = synthetic_batch(model, target_layer, args)
     reference = score_all(model, target_layer, batch, args)
     setting = candidate(args.device)
-    set_precision(model, **setting)
-    runs = {"candidate": score_all(model, target_layer, batch, args)}
+    set_memory_format(model, setting["channels_last"])
+    runs = {"candidate": score_all(model, target_layer, batch, args, setting["precision"])}
     if args.device.type == "cuda":
-        runs["cam passes under autocast"] = score_all(model, target_layer, batch, args, autocast_explainers=True)
-    set_precision(model)
+        runs["cam passes under autocast"] = score_all(model, target_layer, batch, args, setting["precision"],
+                                                      autocast_explainers=True)
     rows = []
     for name, results in runs.items():
         for metric, (frame, seconds) in results.items():

@@ -52,7 +52,7 @@ from myst_nb import glue
 
 from camfaith.cams import METHODS, explain
 from camfaith.controls import reference_maps
-from camfaith.device import model_device
+from camfaith.device import check_precision, model_device
 from camfaith.endpoints import METRICS, answer_table, ordered, run_answers, run_comparison, validity_table
 from camfaith.metrics import PERTURBATIONS
 from camfaith.parameters import check_positive_integers, parse_list, parse_removal
@@ -65,7 +65,8 @@ check_positive_integers(n_images=n_images, chunk_size=chunk_size, noise_seeds=no
 region_list = parse_list(regions, int)
 perturbation = parse_removal(perturbation, PERTURBATIONS)
 run = Run.open(run_dir)
-model, target_layer = run.trained_model(device, precision, bool(channels_last))
+model, target_layer = run.trained_model(device, bool(channels_last))
+check_precision(precision, bool(channels_last), model_device(model))
 splits = run.load_splits()
 images, labels, ids = run.test_images(splits, n_images, model_device(model))
 explained = explain(model, target_layer, images)
@@ -84,9 +85,9 @@ maps = reference_maps(images, {m: explained[m] for m in METHODS}, stream_generat
 
 # %% tags=["hide-input"]
 per_image, curves = aopc_scores(model, images, ids, maps, region_list, targets, run.seed, perturbation,
-                                chunk_size=chunk_size, noise_seeds=noise_seeds, occlusion=True)
+                                chunk_size=chunk_size, noise_seeds=noise_seeds, occlusion=True, precision=precision)
 stable_ties, _ = aopc_scores(model, images, ids, {m: maps[m] for m in METHODS}, region_list[:1], targets, run.seed,
-                             perturbation, tie_break="stable", chunk_size=chunk_size)
+                             perturbation, tie_break="stable", chunk_size=chunk_size, precision=precision)
 run.save_scores("aopc", pd.concat([per_image, stable_ties], ignore_index=True))
 answers = run_answers(run, per_image, "aopc")
 glue("aopc_answers", text_table(answer_table(answers)), display=False)
@@ -165,7 +166,7 @@ cams_only = {m: maps[m] for m in METHODS}
 removal = []
 for fill in ("uniform", 0.0, "road"):
     frame, _ = aopc_scores(model, images, ids, cams_only, region_list[:1], targets, run.seed, fill,
-                           orders=("morf", "lerf"), chunk_size=chunk_size)
+                           orders=("morf", "lerf"), chunk_size=chunk_size, precision=precision)
     removal.append(pd.concat([frame, morf_minus_lerf(frame)]).assign(removal=str(fill)))
 removal = pd.concat(removal, ignore_index=True)
 run.save_scores("aopc_removal", removal)
@@ -213,7 +214,7 @@ format_table(tie_verdicts)
 size = region_list[0]
 ### BEGIN SOLUTION
 lerf, _ = aopc_scores(model, images, ids, {"hirescam": maps["hirescam"]}, [size], targets, run.seed, perturbation,
-                      orders=("lerf",), chunk_size=chunk_size)  # ties at random, with the chapter's own keys
+                      orders=("lerf",), chunk_size=chunk_size, precision=precision)  # random ties: the chapter's keys
 lerf_hirescam = lerf.set_index("id")["aopc"]
 ### END SOLUTION
 first_draw = per_image[(per_image["regions"] == size) & (per_image["noise_seed"] == run.seed)]

@@ -53,7 +53,7 @@ from myst_nb import glue
 
 from camfaith.cams import METHODS, explain
 from camfaith.controls import reference_maps
-from camfaith.device import model_device
+from camfaith.device import check_precision, model_device
 from camfaith.endpoints import answer_table, run_answers, validity_table
 from camfaith.metrics import ATTRIBUTION_SCALINGS, ha_attribution, ha_images, occlusion_maps
 from camfaith.parameters import check_choice, check_positive_integers, parse_list
@@ -68,7 +68,8 @@ scaling_list = parse_list(scalings, str)
 for scaling in scaling_list:
     check_choice("scaling", scaling, ATTRIBUTION_SCALINGS)
 run = Run.open(run_dir)
-model, target_layer = run.trained_model(device, precision, bool(channels_last))
+model, target_layer = run.trained_model(device, bool(channels_last))
+check_precision(precision, bool(channels_last), model_device(model))
 splits = run.load_splits()
 images, labels, ids = run.test_images(splits, n_images, model_device(model))
 
@@ -85,10 +86,11 @@ images, labels, ids = run.test_images(splits, n_images, model_device(model))
 explained = explain(model, target_layer, images, raw=True)
 maps = reference_maps(images, {m: explained[m] for m in METHODS}, stream_generator(run.seed, "random map"),
                       run.test_masks(splits, n_images))
-occlusion = occlusion_maps(model, images, occlusion_regions, "uniform", run.seed, chunk_size, explained["targets"])
+occlusion = occlusion_maps(model, images, occlusion_regions, "uniform", run.seed, chunk_size, explained["targets"],
+                           precision)
 maps |= {"occlusion": occlusion, "occlusion_inverted": 1 - occlusion}
 maps |= {key: explained[key] for key in ("raw_gradcam", "raw_hirescam")}
-per_image = haas_scores(model, images, labels, ids, maps, scaling_list)
+per_image = haas_scores(model, images, labels, ids, maps, scaling_list, precision)
 run.save_scores("haas", per_image)
 answers = run_answers(run, per_image, "haas")
 glue("haas_answers", text_table(answer_table(answers)), display=False)

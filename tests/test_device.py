@@ -7,11 +7,12 @@ from camfaith.data.synthetic import synthetic
 from camfaith.device import (
     check_precision,
     evaluating,
-    inference_precision,
+    forward_precision,
     model_device,
     resolve_device,
-    set_precision,
+    set_memory_format,
 )
+from camfaith.metrics import aopc, haas
 from camfaith.metrics.checks import model_logits
 from camfaith.models import build_model
 from camfaith.train import TrainConfig, train
@@ -55,11 +56,11 @@ def test_defaults_change_nothing(network):
     model, images = network
     with torch.no_grad():
         before = model(images)
-        assert set_precision(model) is model
-        after = model_logits(model, images)
+        assert set_memory_format(model) is model
+        after = model_logits(model, images, "float32")
     assert torch.equal(before, after) and after.dtype == torch.float32
     assert all(p.is_contiguous() for p in model.parameters())
-    with inference_precision(torch.nn.Linear(2, 2)):  # a model set_precision never saw: float32
+    with forward_precision("float32", "cpu"):
         assert not torch.is_autocast_enabled()
 
 
@@ -67,14 +68,12 @@ def test_channels_last_gives_the_same_logits_on_the_cpu(network):
     model, images = network
     with torch.no_grad():
         contiguous = model_logits(model, images)
-        set_precision(model, "float32", channels_last=True)
+        set_memory_format(model, channels_last=True)
         assert is_channels_last(model)
         converted = model_logits(model, images)
-        set_precision(model)  # and back
-        assert all(p.is_contiguous() for p in model.parameters())
-        back = model_logits(model, images)
     torch.testing.assert_close(converted, contiguous, rtol=0, atol=1e-5)
-    torch.testing.assert_close(back, contiguous, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="channels_last must be true or false, got 1"):
+        set_memory_format(model, 1)
 
 
 @pytest.mark.parametrize("precision, channels_last, device, message", [
@@ -87,14 +86,18 @@ def test_bad_options_are_refused_with_the_fix(precision, channels_last, device, 
         check_precision(precision, channels_last, device)
 
 
-def test_bfloat16_on_the_cpu_is_refused_when_set_and_when_used(network):
+def test_bfloat16_on_the_cpu_is_refused_by_every_forward_pass_that_takes_it(network):
     model, images = network
-    with pytest.raises(ValueError, match="use precision='float32' on the CPU"):
-        set_precision(model, "bfloat16")
-    assert getattr(model, "forward_precision", "float32") == "float32"  # nothing was recorded
-    model.forward_precision = "bfloat16"  # as if set on a GPU, then the model moved to the CPU
-    with pytest.raises(ValueError, match="use precision='float32' on the CPU"):
-        model_logits(model, images)
+    images = images.clamp(-1, 1)
+    maps = torch.rand(4, 8, 8, generator=torch.Generator().manual_seed(2))
+    calls = [lambda: model_logits(model, images, "bfloat16"),
+             lambda: aopc(model, images, maps, regions=2, precision="bfloat16"),
+             lambda: haas(model, images, torch.zeros(4, dtype=torch.long), maps, precision="bfloat16")]
+    for call in calls:
+        with pytest.raises(ValueError, match="use precision='float32' on the CPU"):
+            call()
+    with pytest.raises(ValueError, match="precision='half' is not known; choose one of: float32, bfloat16"):
+        aopc(model, images, maps, regions=2, precision="half")
 
 
 def test_train_config_records_the_options_only_when_they_are_not_the_defaults():
@@ -135,9 +138,9 @@ def test_bfloat16_autocast_on_the_gpu_scores_in_float32(network):
     model, images = model.cuda(), images.cuda()
     with torch.no_grad():
         reference = model_logits(model, images)
-        set_precision(model, "bfloat16", channels_last=True)
-        with inference_precision(model):
+        set_memory_format(model, channels_last=True)
+        with forward_precision("bfloat16", model_device(model)):
             assert torch.is_autocast_enabled("cuda")
-        logits = model_logits(model, images)
+        logits = model_logits(model, images, "bfloat16")
     assert logits.dtype == torch.float32 and not torch.is_autocast_enabled("cuda")
     torch.testing.assert_close(logits, reference, rtol=0.05, atol=0.05)

@@ -213,6 +213,13 @@ def test_road_and_training_batchnorm_and_hooks_are_unsupported():
     assert "not a CamNet" in incremental_plan(Scale(), 32, 4).reason
 
 
+def test_the_windows_refuse_a_precision_other_than_float32():
+    model, images, maps = setting("vgg11", 32, stages=2)
+    assert incremental_module.schedule_for(model, images, 4, "uniform", True, 2) is not None
+    with pytest.raises(ValueError, match="impossible here: the forward passes run in bfloat16"):
+        incremental_module.schedule_for(model, images, 4, "uniform", True, 2, precision="bfloat16")
+
+
 def test_a_plain_sequential_is_walked_up_to_its_head():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3), Scale(), nn.Flatten(),

@@ -6,11 +6,11 @@ is, in eval mode. :func:`evaluating` sets it for the duration of a computation a
 module back the mode it had.
 
 On a GPU the forward passes of training and of the metrics may also run in bfloat16 and in the
-channels_last memory format: :func:`set_precision` records the choice on the model (float32 and the
-contiguous format, the defaults, change nothing), and :func:`inference_precision` applies it around
-one forward pass. It is applied where the model is run to be scored (the metrics' forward helper,
-:func:`camfaith.metrics.checks.model_logits`) and trained (:func:`camfaith.train.train`); the CAMs
-run their own passes in float32 (see :func:`set_precision`).
+channels_last memory format. Both are passed explicitly: :func:`set_memory_format` converts a model's
+parameters (the default, contiguous, changes nothing), and :func:`forward_precision` is the
+context of one forward pass in a given precision (float32, the default, changes nothing). The metrics'
+forward helper (:func:`camfaith.metrics.checks.model_logits`) and training (:func:`camfaith.train.train`)
+take a ``precision`` argument; the CAMs run their own passes in float32 (see :func:`forward_precision`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from contextlib import contextmanager, nullcontext
 import torch
 from torch import nn
 
-__all__ = ["DEVICES", "PRECISIONS", "check_precision", "evaluating", "inference_precision", "model_device",
-           "resolve_device", "set_precision"]
+__all__ = ["DEVICES", "PRECISIONS", "check_precision", "evaluating", "forward_precision", "model_device",
+           "resolve_device", "set_memory_format"]
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("float32", "bfloat16")
@@ -80,38 +80,31 @@ def check_precision(precision: str, channels_last: bool, device: torch.device | 
                          "use precision='float32' on this GPU")
 
 
-def set_precision(model: nn.Module, precision: str = "float32", channels_last: bool = False) -> nn.Module:
-    """Choose how :func:`inference_precision` runs ``model``: ``precision`` and memory format; returns ``model``.
+def set_memory_format(model: nn.Module, channels_last: bool = False) -> nn.Module:
+    """Convert ``model``'s parameters to the channels_last memory format when ``channels_last``; returns it.
 
-    ``channels_last`` converts the parameters to the channels_last memory format now (the same
-    values in another layout, which cuDNN's convolutions prefer; back to contiguous when a later call
-    turns it off). ``precision="bfloat16"`` makes each forward pass inside :func:`inference_precision`
-    run under ``torch.autocast("cuda", dtype=torch.bfloat16)``: convolutions and matrix products in
-    bfloat16, the parameters and everything outside the pass in float32. The defaults, float32 and
-    contiguous, change nothing. Checked against the model's device (:func:`check_precision`).
+    The same values in another layout, which cuDNN's convolutions prefer; False leaves the model as it is.
+    """
+    if not isinstance(channels_last, bool):
+        raise ValueError(f"channels_last must be true or false, got {channels_last!r}")
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
-    Only the passes that score or train a model use it. A CAM's own forward and backward pass stays in
+
+def forward_precision(precision: str, device: torch.device | str):
+    """The context of one forward pass on ``device`` in ``precision``.
+
+    ``"float32"``, the default everywhere, is no context at all. ``"bfloat16"`` is
+    ``torch.autocast("cuda", dtype=torch.bfloat16)``: convolutions and matrix products in bfloat16, the
+    parameters and everything outside the pass in float32 (checked by :func:`check_precision`).
+
+    Only the passes that score or train a model take it. A CAM's own forward and backward pass stays in
     float32: in bfloat16 the activations and gradients at the target layer, and the maps built from
     them, would carry its rounding (8 significant bits), so the explanation itself would change, and
     AOPC, HAAS and Max-Sensitivity would no longer judge the same maps whatever the precision
     (``benchmarks/precision.py`` measures both choices).
     """
-    check_precision(precision, channels_last, model_device(model))
-    if channels_last or getattr(model, "channels_last", False):
-        model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    model.forward_precision, model.channels_last = precision, channels_last
-    return model
-
-
-def inference_precision(model: nn.Module):
-    """A context for one forward pass of ``model`` in the precision :func:`set_precision` chose.
-
-    bfloat16: CUDA autocast (checked again against the model's device, which may have changed);
-    float32, the default, and any model :func:`set_precision` never saw: nothing at all.
-    """
-    precision = getattr(model, "forward_precision", "float32")
     if precision == "float32":
         return nullcontext()
-    device = model_device(model)
-    check_precision(precision, bool(getattr(model, "channels_last", False)), device)
+    device = torch.device(device)
+    check_precision(precision, False, device)
     return torch.autocast(device.type, dtype=torch.bfloat16)

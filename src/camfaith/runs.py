@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 
 from camfaith.data import DATASETS, DatasetSplits, load_dataset
-from camfaith.device import resolve_device, set_precision
+from camfaith.device import resolve_device, set_memory_format
 from camfaith.evaluate import SUMMARY_KEYS, confusion_frame
 from camfaith.io import save_csv, save_json
 from camfaith.models import ARCHITECTURES, build_model
@@ -108,16 +108,15 @@ class Run:
         """
         return build_model(**self.model, weights=weights)
 
-    def trained_model(self, device: str | torch.device | None = "auto", precision: str = "float32",
-                      channels_last: bool = False):
+    def trained_model(self, device: str | torch.device | None = "auto", channels_last: bool = False):
         """The network with its best trained weights, in eval mode on ``device``: ``(model, target_layer)``.
 
-        ``precision`` and ``channels_last`` set how the metrics' forward passes run on it
-        (:func:`camfaith.device.set_precision`; the defaults, float32 and contiguous, change nothing).
+        ``channels_last`` converts its parameters to that memory format
+        (:func:`camfaith.device.set_memory_format`; the default, contiguous, changes nothing).
         """
         model, target_layer = self.build_model()
         load_weights(model, self.folder)
-        return set_precision(model.to(resolve_device(device)).eval(), precision, channels_last), target_layer
+        return set_memory_format(model.to(resolve_device(device)).eval(), channels_last), target_layer
 
     def test_indices(self, splits: DatasetSplits, n_images: int) -> torch.Tensor:
         """Indices of a seeded sample of at most ``n_images`` test images, in increasing order."""

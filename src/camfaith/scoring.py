@@ -31,11 +31,12 @@ from camfaith.seeds import stream_seed
 def aopc_scores(model: nn.Module, images: torch.Tensor, ids: Sequence[str], maps: dict[str, torch.Tensor],
                 regions: Sequence[int], targets: torch.Tensor, seed: int, perturbation="uniform",
                 orders: Sequence[str] = ("morf",), tie_break: str = "random", chunk_size: int = 64,
-                noise_seeds: int = 1, occlusion: bool = False, score: str | Sequence[str] = "probability"
-                ) -> tuple[pd.DataFrame, dict]:
+                noise_seeds: int = 1, occlusion: bool = False, score: str | Sequence[str] = "probability",
+                precision: str = "float32") -> tuple[pd.DataFrame, dict]:
     """AOPC of every map for each heatmap size and removal order (one clean pass and one noise draw each),
     repeated with ``noise_seeds`` noise seeds (``seed``, ``seed + 1``, ...); ``score`` is the tracked
-    probability or logit (:func:`camfaith.metrics.aopc`), or several of them from the same passes.
+    probability or logit (:func:`camfaith.metrics.aopc`), or several of them from the same passes; the
+    forward passes run in ``precision`` (:func:`camfaith.device.forward_precision`).
 
     Random tie keys come from a stream of their own per noise seed (:mod:`camfaith.seeds`).
     ``occlusion=True`` adds the positive control and its inversion, built from each size's own draws
@@ -50,7 +51,7 @@ def aopc_scores(model: nn.Module, images: torch.Tensor, ids: Sequence[str], maps
             results = aopc_methods(model, images, maps, regions=size, perturbation=perturbation, seed=noise_seed,
                                    chunk_size=chunk_size, targets=targets, orders=tuple(orders), tie_break=tie_break,
                                    tie_seed=stream_seed(noise_seed, "tie break"), occlusion=occlusion,
-                                   score=tracked)
+                                   score=tracked, precision=precision)
             for (method, order, name), result in results.items():
                 if name == tracked[0]:
                     curves.setdefault((size, method, order), result.curves)
@@ -109,8 +110,9 @@ def sensitivity_scores(explainers: dict[str, Callable], images: torch.Tensor, id
 
 
 def haas_scores(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, ids: Sequence[str],
-                maps: dict[str, torch.Tensor], scalings: Sequence[str]) -> pd.DataFrame:
-    """Predictions on the original and on the HA images for every map and attribution scaling.
+                maps: dict[str, torch.Tensor], scalings: Sequence[str], precision: str = "float32") -> pd.DataFrame:
+    """Predictions on the original and on the HA images for every map and attribution scaling, the forward
+    passes in ``precision`` (:func:`camfaith.device.forward_precision`).
 
     ``maps`` holds post-processed maps in [0, 1]; a key ``raw_<method>`` holds the signed raw map
     that the ``signed`` scaling uses instead (maps without one are not scored under ``signed``).
@@ -125,7 +127,7 @@ def haas_scores(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, id
                 if f"raw_{method}" not in maps:
                     continue
                 values = maps[f"raw_{method}"]
-            result = haas(model, images, labels, values, attribution_scaling=scaling)
+            result = haas(model, images, labels, values, attribution_scaling=scaling, precision=precision)
             rows += [{"id": i, "scaling": scaling, "method": method, "label": int(y), "prediction": int(p),
                       "ha_prediction": int(q)}
                      for i, y, p, q in zip(ids, labels, result.predictions, result.ha_predictions)]

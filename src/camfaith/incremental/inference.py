@@ -172,9 +172,6 @@ def _cut(graph, windows, shapes, steps: int, batch: int) -> tuple[int, float, fl
 def _schedule(model: nn.Module, channels: int, height: int, width: int, regions: int, batch: int,
               device: torch.device) -> _Schedule:
     """Walk the model, place the windows and choose the cut; raises :class:`Unsupported`."""
-    precision = getattr(model, "forward_precision", "float32")  # set by camfaith.device.set_precision
-    if precision != "float32":
-        raise Unsupported(f"the model's forward passes run in {precision}; the windows run in float32 only")
     graph = walk_model(model)
     shapes = value_shapes(graph.nodes, channels, height, width)
     windows = place_windows(graph.nodes, shapes, regions)
@@ -235,12 +232,14 @@ def incremental_plan(
         return _unsupported(str(error))
 
 
-def schedule_for(model: nn.Module, images: torch.Tensor, regions: int, perturbation, incremental, batch: int):
+def schedule_for(model: nn.Module, images: torch.Tensor, regions: int, perturbation, incremental, batch: int,
+                 precision: str = "float32"):
     """The schedule of :func:`incremental_logits` for ``aopc(..., incremental=...)``, or None for full passes.
 
     ``False``: None. ``True``: the schedule, or a ``ValueError`` naming why it is impossible. ``"auto"``:
     the schedule when :func:`incremental_plan` estimates it faster, else None; ROAD or a device outside
-    :data:`AUTO_DEVICES` gives None, an unsupported model None and one :class:`IncrementalFallbackWarning`.
+    :data:`AUTO_DEVICES` gives None, an unsupported model or a ``precision`` other than float32 (the
+    windows run in float32 only) None and one :class:`IncrementalFallbackWarning`.
     """
     if not (incremental is True or incremental is False or (isinstance(incremental, str) and incremental == "auto")):
         raise ValueError(f"incremental must be True, False or 'auto', got {incremental!r}")
@@ -252,6 +251,8 @@ def schedule_for(model: nn.Module, images: torch.Tensor, regions: int, perturbat
     try:
         if road:
             raise Unsupported("perturbation='road' re-imputes earlier pixels at every step")
+        if precision != "float32":
+            raise Unsupported(f"the forward passes run in {precision}; the windows run in float32 only")
         _, channels, height, width = images.shape
         schedule = _schedule(model, channels, height, width, regions, max(1, batch), images.device)
     except Unsupported as error:

@@ -60,7 +60,7 @@ import torch
 import torchvision.transforms.functional as TF
 from torch import nn
 
-from camfaith.device import evaluating, model_device
+from camfaith.device import check_precision, evaluating, model_device
 from camfaith.incremental.inference import incremental_logits, schedule_for
 from camfaith.metrics.cells import cell_partition, pool_regions
 from camfaith.metrics.checks import (
@@ -139,6 +139,7 @@ class _Prepared(NamedTuple):
     clean: dict  # f(x_0) per tracked score
     chunk_size: int
     schedule: object  # the incremental schedule, or None for full forward passes
+    precision: str  # of the forward passes (camfaith.device.forward_precision)
 
 
 def _removal_fill(images: torch.Tensor, perturbation, generator) -> torch.Tensor:
@@ -212,12 +213,13 @@ def _removal_steps(order: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
 
 
 def _clean_scores(
-    model: nn.Module, images: torch.Tensor, targets, chunk_size: int, scores: tuple[str, ...]
+    model: nn.Module, images: torch.Tensor, targets, chunk_size: int, scores: tuple[str, ...], precision: str
 ) -> tuple[dict, torch.Tensor]:
     """``f(x_0)`` of every image for each tracked score, and the tracked classes (the predicted ones when
     ``targets`` is None)."""
     n_images = images.shape[0]
-    clean_logits = torch.cat([model_logits(model, images[a:b]) for a, b in chunk_bounds(n_images, chunk_size)])
+    clean_logits = torch.cat([model_logits(model, images[a:b], precision)
+                              for a, b in chunk_bounds(n_images, chunk_size)])
     if targets is None:
         targets = clean_logits.argmax(dim=1)
     else:
@@ -250,7 +252,7 @@ def _perturbed_scores(model: nn.Module, prepared: _Prepared, removal_step: torch
             batch = road_impute(images[image_index], removed[:, 0], fill[image_index])
         else:
             batch = torch.where(removed, fill[image_index], images[image_index])
-        logits = model_logits(model, batch)
+        logits = model_logits(model, batch, prepared.precision)
         for score, values in scores.items():
             values[start:stop] = _tracked(logits, targets[image_index], score)
     return {score: values.view(n_images, n_cells) for score, values in scores.items()}
@@ -258,7 +260,7 @@ def _perturbed_scores(model: nn.Module, prepared: _Prepared, removal_step: torch
 
 def _prepare(
     model, images, maps: dict, regions, perturbation, generator, chunk_size, targets, tie_break, tie_generator,
-    incremental, scores,
+    incremental, scores, precision,
 ):
     """Check the inputs, draw the fill (then the tie keys), run the clean forward pass and choose the
     path (full or incremental), once for all maps."""
@@ -274,6 +276,7 @@ def _prepare(
             raise ValueError(f"maps {name!r}: {error}") from None
     check_positive_integers(chunk_size=chunk_size)
     check_choice("tie_break", tie_break, TIE_BREAKS)
+    check_precision(precision, False, device)
     for score in scores:
         check_choice("score", score, SCORES)
     check_generator(generator, device)
@@ -284,10 +287,10 @@ def _prepare(
     if tie_break == "random":
         keys_from = tie_generator if tie_generator is not None else generator
         tie_keys = draw((n_images, regions * regions), keys_from, device)
-    schedule = schedule_for(model, images, regions, perturbation, incremental, min(n_images, chunk_size))
-    clean, targets = _clean_scores(model, images, targets, chunk_size, scores)
+    schedule = schedule_for(model, images, regions, perturbation, incremental, min(n_images, chunk_size), precision)
+    clean, targets = _clean_scores(model, images, targets, chunk_size, scores, precision)
     prepared = _Prepared(images, cells, regions, fill, is_road(perturbation), tie_keys, targets, clean, chunk_size,
-                         schedule)
+                         schedule, precision)
     return prepared, checked
 
 
@@ -339,6 +342,7 @@ def aopc(
     tie_generator: torch.Generator | None = None,
     incremental: bool | str = "auto",
     score: str = "probability",
+    precision: str = "float32",
 ) -> AOPCResult:
     """Per-image AOPC (Samek et al. 2017; section 2.2.1, eq. 6-7 of Lamprou 2023).
 
@@ -375,6 +379,9 @@ def aopc(
         Full passes (False), incremental inference (True), or the one estimated faster: module docstring.
     score : {"probability", "logit"}
         The tracked ``f``: the target's softmax probability (the original study) or its logit.
+    precision : {"float32", "bfloat16"}
+        Of the model's forward passes (:func:`camfaith.device.forward_precision`; bfloat16 needs CUDA
+        and full passes: ``incremental=True`` refuses it, ``"auto"`` takes full passes).
 
     Returns
     -------
@@ -385,7 +392,7 @@ def aopc(
     with evaluating(model), torch.no_grad():
         prepared, checked = _prepare(
             model, images, {"maps": maps}, regions, perturbation, generator, chunk_size, targets, tie_break,
-            tie_generator, incremental, (score,),
+            tie_generator, incremental, (score,), precision,
         )
         return _score(model, prepared, checked["maps"], order)[score]
 
@@ -408,6 +415,7 @@ def aopc_methods(
     tie_seed: int | None = None,
     occlusion: bool = False,
     score: str | Sequence[str] = "probability",
+    precision: str = "float32",
 ) -> dict[tuple, AOPCResult]:
     """:func:`aopc` of several maps of the same images, paired: one clean pass, the same draws.
 
@@ -415,7 +423,7 @@ def aopc_methods(
     and shared by every map and order, so the result for ``(name, order)`` equals
     ``aopc(model, images, maps[name], regions, perturbation, torch.Generator().manual_seed(seed),
     chunk_size, targets, order, tie_break, score=score)`` exactly, and differences between maps are not noise.
-    ``incremental`` chooses the path as in :func:`aopc`. ``tie_seed`` draws the random tie keys from a
+    ``incremental`` and ``precision`` choose the path as in :func:`aopc`. ``tie_seed`` draws the random tie keys from a
     generator of their own (:mod:`camfaith.seeds`) instead of the noise generator.
 
     ``occlusion=True`` adds the positive control of :mod:`camfaith.controls`, built from these very draws:
@@ -443,7 +451,7 @@ def aopc_methods(
         tie_generator = None if tie_seed is None else torch.Generator().manual_seed(tie_seed)
         prepared, checked = _prepare(
             model, images, maps, regions, perturbation, generator, chunk_size, targets, tie_break, tie_generator,
-            incremental, (score,) if isinstance(score, str) else tuple(score),
+            incremental, (score,) if isinstance(score, str) else tuple(score), precision,
         )
         if occlusion:
             checked["occlusion"] = _occlusion(model, prepared)
@@ -463,16 +471,18 @@ def occlusion_maps(
     seed: int = 0,
     chunk_size: int = 64,
     targets: torch.Tensor | None = None,
+    precision: str = "float32",
 ) -> torch.Tensor:
     """``(N, H, W)`` occlusion maps in [0, 1] on a ``regions x regions`` grid: the positive control of
     :mod:`camfaith.controls` for metrics without a grid of their own (HAAS). Each cell's value is the
     drop of the tracked class probability (``targets``, by default the predicted class) when that cell
     alone is removed by ``perturbation`` with the noise of ``torch.Generator().manual_seed(seed)``;
-    the same cells and draws as :func:`aopc_methods` with ``occlusion=True``."""
+    the same cells and draws as :func:`aopc_methods` with ``occlusion=True``; the forward passes run in
+    ``precision`` (:func:`camfaith.device.forward_precision`)."""
     generator = torch.Generator().manual_seed(seed)
     with evaluating(model), torch.no_grad():
         prepared, _ = _prepare(model, images, {}, regions, perturbation, generator, chunk_size, targets, "stable",
-                               None, False, ("probability",))
+                               None, False, ("probability",), precision)
         return _occlusion(model, prepared)
 
 

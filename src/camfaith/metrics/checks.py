@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from camfaith.device import inference_precision
+from camfaith.device import forward_precision
 
 __all__ = [
     "RANGE_TOLERANCE",
@@ -115,14 +115,14 @@ def chunk_bounds(total: int, chunk_size: int) -> Iterator[tuple[int, int]]:
         yield start, min(start + chunk_size, total)
 
 
-def model_logits(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+def model_logits(model: nn.Module, batch: torch.Tensor, precision: str = "float32") -> torch.Tensor:
     """The model's class scores for ``batch``, checked to have shape ``(N, classes)``.
 
-    The pass runs in the precision chosen for the model (:func:`camfaith.device.set_precision`; by
-    default float32, untouched); bfloat16 scores are returned in float32, so that the metrics'
-    probabilities, sums and argmaxes are computed as they are in float32.
+    The pass runs in ``precision`` (:func:`camfaith.device.forward_precision`; float32, the default,
+    untouched); bfloat16 scores are returned in float32, so that the metrics' probabilities, sums and
+    argmaxes are computed as they are in float32.
     """
-    with inference_precision(model):
+    with forward_precision(precision, batch.device):
         logits = model(batch)
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != batch.shape[0]:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from camfaith.device import evaluating, model_device
+from camfaith.device import check_precision, evaluating, model_device
 from camfaith.metrics.checks import (
     RANGE_TOLERANCE,
     check_images,
@@ -177,10 +177,10 @@ def haas_ratio(labels: torch.Tensor, predictions: torch.Tensor, ha_predictions: 
     return _ratio(*_accuracies(labels, predictions, ha_predictions))
 
 
-def _predictions(model: nn.Module, images: torch.Tensor, chunk_size: int) -> torch.Tensor:
+def _predictions(model: nn.Module, images: torch.Tensor, chunk_size: int, precision: str) -> torch.Tensor:
     """The class the model predicts for each image, ``chunk_size`` images per forward pass."""
     return torch.cat(
-        [model_logits(model, images[a:b]).argmax(1) for a, b in chunk_bounds(images.shape[0], chunk_size)]
+        [model_logits(model, images[a:b], precision).argmax(1) for a, b in chunk_bounds(images.shape[0], chunk_size)]
     )
 
 
@@ -192,6 +192,7 @@ def haas(
     attribution_scaling: str = "unit",
     chunk_size: int = 64,
     return_images: bool = False,
+    precision: str = "float32",
 ) -> HAASResult:
     """HAAS of one batch (eq. 9-10 of Lamprou 2023); higher is better, above 1 the maps help.
 
@@ -211,6 +212,8 @@ def haas(
         Images per forward pass.
     return_images : bool
         Also return the HA images.
+    precision : {"float32", "bfloat16"}
+        Of the forward passes (:func:`camfaith.device.forward_precision`; bfloat16 needs CUDA).
 
     Returns
     -------
@@ -224,13 +227,14 @@ def haas(
     labels = check_targets(labels, n_images, device, name="labels")
     maps = check_maps(maps, n_images, device)
     check_positive_integers(chunk_size=chunk_size)
+    check_precision(precision, False, device)
     check_in_range(
         images, "images", "HAAS needs images scaled to [-1, 1] as in section 4.2 of Lamprou (2023) (e.g. 2 * x - 1)"
     )
     assisted = ha_images(images, ha_attribution(maps, tuple(images.shape[2:]), attribution_scaling))
     with evaluating(model), torch.no_grad():
-        predictions = _predictions(model, images, chunk_size)
-        ha_predictions = _predictions(model, assisted, chunk_size)
+        predictions = _predictions(model, images, chunk_size, precision)
+        ha_predictions = _predictions(model, assisted, chunk_size, precision)
     accuracy, ha_accuracy = _accuracies(labels, predictions, ha_predictions)
     return HAASResult(
         score=_ratio(accuracy, ha_accuracy),

@@ -41,7 +41,7 @@ class TrainConfig:
     seed : seeds the shuffling, augmentation and dropout of every epoch.
     precision, channels_last : how the forward passes run on a GPU: ``"bfloat16"`` autocast and the
         channels_last memory format, or the defaults ``"float32"`` and contiguous; see
-        :func:`camfaith.device.set_precision` (bfloat16 needs CUDA). The losses are computed in float32.
+        :func:`camfaith.device.forward_precision` (bfloat16 needs CUDA). The losses are computed in float32.
     """
 
     lr: float = 1e-4

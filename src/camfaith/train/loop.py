@@ -3,8 +3,9 @@
 :func:`train` sets up a run (:func:`_set_up`), picks up an interrupted one (:func:`_resume`), then runs
 epochs (:func:`_run_epoch`: reseed, :func:`_fit_epoch`, :func:`_validate`, :func:`_save_epoch`) until
 the last epoch or early stopping, and hands the model back with the best epoch's weights. The forward
-passes of training and validation run in ``config.precision`` and memory format
-(:func:`camfaith.device.set_precision`; float32 and contiguous by default).
+passes of training and validation run in ``config.precision`` (:func:`camfaith.device.forward_precision`)
+and the model in the memory format of ``config.channels_last`` (:func:`camfaith.device.set_memory_format`);
+float32 and contiguous by default.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from camfaith.data.base import DatasetSplits
-from camfaith.device import inference_precision, resolve_device, set_precision
+from camfaith.device import check_precision, forward_precision, resolve_device, set_memory_format
 from camfaith.evaluate import per_class_recall, predict_logits
 from camfaith.train.checkpoints import (
     HISTORY_COLUMNS,
@@ -114,7 +115,8 @@ def _set_up(model: nn.Module, splits: DatasetSplits, config: TrainConfig, out_di
              "n_val": len(splits.val), "model": model_description(model)}
     trainable = apply_trainable_layers(model, config.trainable_layers)
     frozen_batchnorm = frozen_batchnorm_layers(model, trainable)
-    set_precision(model.to(device), config.precision, config.channels_last)
+    check_precision(config.precision, config.channels_last, device)
+    set_memory_format(model.to(device), config.channels_last)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr,
                                  weight_decay=config.weight_decay or 0.0)
     scheduler = (torch.optim.lr_scheduler.StepLR(optimizer, config.scheduler_step, config.scheduler_gamma)
@@ -146,7 +148,7 @@ def _fit_epoch(run: _TrainingState, loader: DataLoader, epoch: int, progress: bo
     batches = tqdm(loader, desc=f"epoch {epoch}/{run.config.epochs}", leave=False, disable=not progress)
     for images, labels, _ in batches:
         images, labels = images.to(run.device), torch.as_tensor(labels).to(run.device)
-        with inference_precision(run.model):
+        with forward_precision(run.config.precision, run.device):
             logits = run.model(images).float()  # the loss in float32 (a no-op in float32)
         if logits.shape[1] != len(run.classes):
             raise ValueError(f"the model outputs {logits.shape[1]} scores but the data has {len(run.classes)} "
@@ -206,7 +208,7 @@ def _run_epoch(run: _TrainingState, epoch: int, train_loader: DataLoader, val_lo
     if run.scheduler is not None:
         run.scheduler.step()
 
-    with inference_precision(run.model):
+    with forward_precision(run.config.precision, run.device):
         scores = _validate(run.model, val_loader, run.criterion, run.device, run.monitored)
     if math.isnan(scores["val_loss"]):
         raise FloatingPointError(f"validation loss is NaN at epoch {epoch}: training diverged; "
