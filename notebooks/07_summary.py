@@ -53,7 +53,7 @@ import pandas as pd
 from IPython.display import display
 from myst_nb import glue
 
-from camfaith.endpoints import ENDPOINTS, METRICS
+from camfaith.endpoints import ENDPOINTS
 from camfaith.parameters import parse_list
 from camfaith.plots import METHOD_LABELS, accuracy_scatter, forest_plot, format_table
 from camfaith.ranking import FAMILY_SCORES, family_ranks
@@ -62,6 +62,7 @@ from camfaith.stages import STAGES, stage_gaps
 from camfaith.summary import (
     answer_table,
     collect,
+    counts_table,
     forest_table,
     haas_extremes,
     published_directions,
@@ -93,13 +94,21 @@ glue("summary_n_runs", len(summary.runs), display=False)
 glue("summary_table", format_table(summary.runs, 3), display=False)
 counts = verdict_counts(summary.verdicts)
 glue("summary_n_networks", int(counts["networks"].max()), display=False)
-# one key per cell of the counts table, summary_<metric>_<column> (e.g. summary_aopc_valid); a metric without a
-# validity gate (Max-Sensitivity) has no valid or informative cells
-ungated = ("valid", "gradcam_informative", "hirescam_informative")
-for metric, row in counts.iterrows():
-    for column, count in row.items():
-        if METRICS[metric].validity != "none" or column not in ungated:
-            glue(f"summary_{metric}_{column}", int(count), display=False)
+glue("summary_counts", format_table(counts_table(counts)), display=False)
+glue("summary_aopc_networks", int(counts.loc["aopc", "networks"]), display=False)
+glue("summary_aopc_valid", int(counts.loc["aopc", "valid"]), display=False)
+glue("summary_aopc_gradcam_informative", int(counts.loc["aopc", "gradcam_informative"]), display=False)
+glue("summary_aopc_hirescam_informative", int(counts.loc["aopc", "hirescam_informative"]), display=False)
+glue("summary_aopc_hirescam", int(counts.loc["aopc", "hirescam"]), display=False)
+glue("summary_aopc_gradcam", int(counts.loc["aopc", "gradcam"]), display=False)
+glue("summary_aopc_neither", int(counts.loc["aopc", "neither"]), display=False)
+glue("summary_haas_networks", int(counts.loc["haas", "networks"]), display=False)
+glue("summary_haas_valid", int(counts.loc["haas", "valid"]), display=False)
+glue("summary_haas_gradcam_informative", int(counts.loc["haas", "gradcam_informative"]), display=False)
+glue("summary_haas_hirescam_informative", int(counts.loc["haas", "hirescam_informative"]), display=False)
+glue("summary_haas_hirescam", int(counts.loc["haas", "hirescam"]), display=False)
+glue("summary_haas_gradcam", int(counts.loc["haas", "gradcam"]), display=False)
+glue("summary_haas_neither", int(counts.loc["haas", "neither"]), display=False)
 flips = secondary_flips(summary.verdicts)
 glue("summary_max_sensitivity_secondary_flips", int(flips["max_sensitivity"]), display=False)
 glue("summary_haas_secondary_flips", int(flips["haas"]), display=False)

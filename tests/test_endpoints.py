@@ -22,7 +22,7 @@ from camfaith.endpoints import (
 from camfaith.runs import Run
 from camfaith.scoring import aopc_scores
 from camfaith.seeds import stream_generator
-from camfaith.summary import collect, per_network, verdict_counts
+from camfaith.summary import collect, counts_table, per_network, verdict_counts
 
 RNG = np.random.default_rng(0)
 IDS = [f"img{i}" for i in range(40)]
@@ -208,6 +208,9 @@ def test_the_summary_reads_a_verdict_only_where_the_metric_is_valid(tmp_path):
     assert counts.loc["aopc", ["networks", "valid", "hirescam", "not_valid", "unstable"]].tolist() == [3, 2, 1, 1, 1]
     assert counts.loc["haas"].sum() == 0
     assert set(summary.maps["run"]) == {"good", "blind", "flip"}
+    shown = counts_table(counts)  # as the book shows it: Max-Sensitivity, without a validity gate, last
+    assert shown.index[-1] == "Max-Sensitivity (robustness)" and shown.loc["AOPC", "favours HiResCAM"] == 1
+    assert shown.loc["Max-Sensitivity (robustness)", ["valid", "HiResCAM informative"]].tolist() == ["n/a", "n/a"]
 
 
 def test_the_chapter_and_the_summary_give_the_same_answers(tmp_path):

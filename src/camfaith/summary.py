@@ -29,6 +29,11 @@ SIDES = {"second": "HiResCAM", "first": "Grad-CAM", "neither": "neither"}
 NOT_VALID = "metric not valid"
 UNSTABLE = "unstable"  # the favoured side changes with the noise seed
 DIFFERS = "differs across trainings"  # replicates of one network disagree
+#: the columns of :func:`verdict_counts` and their headings in the book
+COUNT_HEADINGS = {"networks": "networks", "valid": "valid", "gradcam_informative": "Grad-CAM informative",
+                  "hirescam_informative": "HiResCAM informative", "hirescam": "favours HiResCAM",
+                  "gradcam": "favours Grad-CAM", "neither": "neither", "unstable": "unstable",
+                  "not_valid": "not read", "differs": DIFFERS}
 #: columns of the runs table that hold a map's mean, as in Table 10 of Lamprou (2023)
 MEAN_COLUMNS = {"aopc": "mean_aopc", "max_sensitivity": "mean_maxsens", "haas": "haas"}
 
@@ -153,9 +158,7 @@ def verdict_counts(verdicts: pd.DataFrame) -> pd.DataFrame:
     many were scored, on how many the metric is valid, on how many each CAM beats the random map, and how
     many verdicts go each way. Every metric has a row, zeros where it has no runs."""
     networks = per_network(verdicts)
-    columns = ["networks", "valid", "gradcam_informative", "hirescam_informative", "hirescam", "gradcam", "neither",
-               "unstable", "not_valid", "differs"]
-    table = pd.DataFrame(0, index=list(METRICS), columns=columns)
+    table = pd.DataFrame(0, index=list(METRICS), columns=list(COUNT_HEADINGS))
     for key, entry in METRICS.items():
         rows = networks[networks["metric"] == entry.label] if len(networks) else networks
         if rows.empty:
@@ -166,6 +169,17 @@ def verdict_counts(verdicts: pd.DataFrame) -> pd.DataFrame:
                           *(int(verdicts_.get(v, 0)) for v in ("HiResCAM", "Grad-CAM", "neither", UNSTABLE, NOT_VALID,
                                                                 DIFFERS))]
     return table.astype(int)
+
+
+def counts_table(counts: pd.DataFrame) -> pd.DataFrame:
+    """:func:`verdict_counts` as readers see it: metric names and headings, the metrics with a validity gate
+    first, and "n/a" where a metric has none (Max-Sensitivity, a robustness measure: no valid or
+    informative cells)."""
+    gated = [key for key in counts.index if METRICS[key].validity != "none"]
+    table = counts.loc[gated + [key for key in counts.index if key not in gated]].astype(object)
+    table.loc[~table.index.isin(gated), ["valid", "gradcam_informative", "hirescam_informative"]] = "n/a"
+    labels = {key: METRICS[key].label + ("" if key in gated else " (robustness)") for key in table.index}
+    return table.rename(index=labels, columns=COUNT_HEADINGS).rename_axis("metric")
 
 
 def answer_table(verdicts: pd.DataFrame) -> pd.DataFrame:
