@@ -77,20 +77,8 @@ from camfaith.metrics.road import is_road, road_impute, road_noise
 from camfaith.parameters import check_choice, check_positive_integers
 from camfaith.seeds import draw
 
-__all__ = [
-    "HIGHER_IS_BETTER",
-    "ORDERS",
-    "PERTURBATIONS",
-    "SCORES",
-    "TIE_BREAKS",
-    "AOPCResult",
-    "aopc",
-    "aopc_methods",
-    "area_between_curves",
-    "occlusion_maps",
-    "cell_partition",
-    "pool_regions",
-]
+__all__ = ["HIGHER_IS_BETTER", "ORDERS", "PERTURBATIONS", "SCORES", "TIE_BREAKS", "AOPCResult", "aopc", "aopc_methods",
+           "area_between_curves", "occlusion_maps", "cell_partition", "pool_regions"]
 
 PERTURBATIONS = ("uniform", "image_range", "road", "blur")
 SCORES = ("probability", "logit")
@@ -344,7 +332,7 @@ def aopc(
     score: str = "probability",
     precision: str = "float32",
 ) -> AOPCResult:
-    """Per-image AOPC (Samek et al. 2017; section 2.2.1, eq. 6-7 of Lamprou 2023).
+    """Per-image AOPC (Samek et al. 2017; section 2.2.1, eq. 6-7 of Lamprou 2023) as an :class:`AOPCResult`.
 
     See the module docstring for the definition. Higher is better for MoRF, lower for LeRF.
 
@@ -380,13 +368,7 @@ def aopc(
     score : {"probability", "logit"}
         The tracked ``f``: the target's softmax probability (the original study) or its logit.
     precision : {"float32", "bfloat16"}
-        Of the model's forward passes (:func:`camfaith.device.forward_precision`; bfloat16 needs CUDA
-        and full passes: ``incremental=True`` refuses it, ``"auto"`` takes full passes).
-
-    Returns
-    -------
-    AOPCResult
-        ``scores (N,)``, ``curves (N, L+1)``, ``order (N, L)``, ``targets (N,)``.
+        Of the forward passes (:func:`camfaith.device.forward_precision`); bfloat16 needs CUDA and full passes.
     """
     check_choice("order", order, ORDERS)
     with evaluating(model), torch.no_grad():
