@@ -109,6 +109,14 @@ glue("summary_haas_hirescam_informative", int(counts.loc["haas", "hirescam_infor
 glue("summary_haas_hirescam", int(counts.loc["haas", "hirescam"]), display=False)
 glue("summary_haas_gradcam", int(counts.loc["haas", "gradcam"]), display=False)
 glue("summary_haas_neither", int(counts.loc["haas", "neither"]), display=False)
+glue("summary_relevance_mass_networks", int(counts.loc["relevance_mass", "networks"]), display=False)
+glue("summary_relevance_mass_gradcam_informative", int(counts.loc["relevance_mass", "gradcam_informative"]),
+     display=False)
+glue("summary_relevance_mass_hirescam_informative", int(counts.loc["relevance_mass", "hirescam_informative"]),
+     display=False)
+glue("summary_relevance_mass_hirescam", int(counts.loc["relevance_mass", "hirescam"]), display=False)
+glue("summary_relevance_mass_gradcam", int(counts.loc["relevance_mass", "gradcam"]), display=False)
+glue("summary_relevance_mass_neither", int(counts.loc["relevance_mass", "neither"]), display=False)
 flips = secondary_flips(summary.verdicts)
 glue("summary_max_sensitivity_secondary_flips", int(flips["max_sensitivity"]), display=False)
 glue("summary_haas_secondary_flips", int(flips["haas"]), display=False)
