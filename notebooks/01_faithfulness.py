@@ -35,6 +35,8 @@ input_size = 64  # pixels; small_input keeps the target map at least 7x7
 n_images = 4  # random images per setting
 seed = 0
 tolerance = 1e-4  # relative residual below which an identity "holds" (float32)
+methods = []  # maps of the family whose level is measured; empty for all (Score-CAM and Ablation-CAM cost a
+# forward pass per channel)
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
@@ -43,7 +45,7 @@ import torch
 from myst_nb import glue
 
 import camfaith
-from camfaith.family import hierarchy_table
+from camfaith.family import FAMILY, hierarchy_table
 from camfaith.models import ARCHITECTURES
 from camfaith.parameters import check_choice, check_positive_integers, parse_list
 from camfaith.plots import format_table, residual_bars
@@ -52,6 +54,9 @@ from camfaith.theory import random_network
 arch_list = parse_list(archs, str)
 for arch in arch_list:
     check_choice("arch", arch, ARCHITECTURES)
+method_list = parse_list(methods, str) if methods else list(FAMILY)
+for method in method_list:
+    check_choice("method", method, FAMILY)
 check_positive_integers(input_size=input_size, n_images=n_images)
 
 # %% [markdown]
@@ -117,7 +122,7 @@ format_table(residuals[["arch", "head", "score", "bias", "cam_sum", "gradcam_sum
 def levels_measured(arch, head, variant):
     model, target, images = network(arch, head, variant)
     # one image: a level's counterexample needs one, and Score-CAM costs a forward pass per channel
-    return hierarchy_table(model, target, images[:1]).assign(arch=arch, head=head, variant=variant)
+    return hierarchy_table(model, target, images[:1], method_list).assign(arch=arch, head=head, variant=variant)
 
 
 family = pd.concat([levels_measured(arch, head, variant) for arch in arch_list for head in ("flatten", "gap")

@@ -102,6 +102,7 @@ def schema() -> dict:
     ``train``, ...), and ``train_config`` the settings of :class:`camfaith.train.TrainConfig`."""
     from camfaith.data import DATASETS
     from camfaith.device import PRECISIONS
+    from camfaith.family import FAMILY
     from camfaith.models import ARCHITECTURES, VARIANTS
 
     speed = {"precision": _choice(PRECISIONS, "the precision of the forward passes"), "channels_last": FLAG}
@@ -115,7 +116,8 @@ def schema() -> dict:
     }
     faithfulness = _section({"archs": _list(_choice(ARCHITECTURES, "an architecture"), '["resnet18", "vgg11"]'),
                              "input_size": POSITIVE, "n_images": POSITIVE, "tolerance": POSITIVE_NUMBER,
-                             "seed": COUNT})
+                             "seed": COUNT, "methods": _list(_choice(FAMILY, "a map of the family"), '["gradcam"]',
+                                                             empty=True)})
     top = {
         "name": {"type": "string", "pattern": r"^[\w.-]+$", "description": "a name of letters, digits, - _ ."},
         "device": {"type": "string", "pattern": r"^(auto|cpu|cuda(:\d+)?)$", "description": "auto, cpu or cuda"},
