@@ -162,6 +162,7 @@ def test_train_seeds_replicate_a_run_with_other_training_seeds(tmp_path, tiny_co
 
 
 @pytest.mark.parametrize("notebook, parameters, message", [
+    ("01_faithfulness", {"methods": ["gradcm"]}, "method='gradcm' is not known"),
     ("02_train", {"dataset": "mnist"}, "dataset='mnist' is not known"),
     ("02_train", {"arch": "alexnet"}, "arch='alexnet' is not known"),
     ("03_aopc", {"n_images": "many"}, "n_images must be a positive integer"),
