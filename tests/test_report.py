@@ -13,7 +13,7 @@ import pytest
 import yaml
 from papermill.exceptions import PapermillExecutionError
 
-from camfaith.pipeline import build_book, run_notebook
+from camfaith.pipeline import _parameter, build_book, run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -172,6 +172,14 @@ def test_bad_parameters_fail_in_the_first_cell_with_a_clear_message(tmp_path, no
     with pytest.raises(PapermillExecutionError, match=message):
         run_notebook(ROOT / f"notebooks/{notebook}.py", tmp_path / "out.ipynb", parameters)
     assert not (tmp_path / "out.ipynb").exists()
+
+
+@pytest.mark.parametrize("argument, value", [("lr=1e-05", 1e-05), ("regions=[4, 8]", [4, 8]), ("name=tiny", "tiny"),
+                                              ("methods=", ""), ("flag=true", True)])
+def test_a_command_line_parameter_keeps_its_type(argument, value):
+    """The Snakefile passes each parameter as JSON; 1e-05 must reach the notebook as a float (YAML reads a string)."""
+    name, parsed = _parameter(argument)
+    assert name == argument.partition("=")[0] and parsed == value and type(parsed) is type(value)
 
 
 def test_a_notebook_hashes_strings_the_same_on_every_run(tmp_path):
