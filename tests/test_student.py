@@ -19,7 +19,9 @@ from camfaith.student import EXERCISE_NOTEBOOKS, generate, nbgrader_source
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = {name: ROOT / f"notebooks/{name}.py" for name in EXERCISE_NOTEBOOKS}
 PAGES = [ROOT / "book/theory.md", ROOT / "book/metrics.md"]
-TINY_FAITHFULNESS = {"archs": "resnet18", "input_size": 32, "n_images": 2}
+# the exercises' chapter at its smallest: one map per level of the hierarchy (Score-CAM passes once per channel)
+TINY_FAITHFULNESS = {"archs": "resnet18", "input_size": 32, "n_images": 2,
+                     "methods": ["gradcam", "hirescam", "xgradcam"]}
 LABEL = re.compile(r"^(?:# )?:label: (ex-\S+)", re.MULTILINE)
 
 
