@@ -35,8 +35,8 @@ input_size = 64  # pixels; small_input keeps the target map at least 7x7
 n_images = 4  # random images per setting
 seed = 0
 tolerance = 1e-4  # relative residual below which an identity "holds" (float32)
-methods = []  # maps of the family whose level is measured; empty for all (Score-CAM and Ablation-CAM cost a
-# forward pass per channel)
+methods = []  # maps of the family whose level is measured; empty for all (Score-CAM costs a forward pass
+# per channel)
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt

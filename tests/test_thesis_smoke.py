@@ -35,8 +35,8 @@ TOPICS = ("02_train", "03_aopc", "04_max_sensitivity", "05_haas", "06_gallery", 
 #: runs the same code as the six; the largest moves the images farthest from the data. The Table 1
 #: chapter checks one of the three networks: its code does not depend on the architecture, and the runs
 #: explain two of them at 224 px. The family chapters (Table 1's and each run's) measure three maps, one
-#: per level of the hierarchy (HiResCAM, XGrad-CAM, Grad-CAM): Score-CAM and Ablation-CAM pass the image
-#: once per channel, 512 passes of VGG19 per image, and the other maps run the same code at any size
+#: per level of the hierarchy (HiResCAM, XGrad-CAM, Grad-CAM): Score-CAM passes the image once per
+#: channel, 512 passes of VGG19 per image, and the other maps run the same code at any size
 #: (tests/test_family.py); the stages from the feature grid to the pixels (an AOPC run with a 7 x 7 grid)
 #: run in the tiny study. The reliability chapter follows the two CAMs under its explanation adversary
 #: only (the weight and input perturbations run the same scoring code ten times more) and the multiverse
